@@ -1,0 +1,1 @@
+"""Entities, state machines, errors and money. No I/O, no third-party imports."""

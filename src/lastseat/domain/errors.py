@@ -1,0 +1,59 @@
+"""One root for every error lastseat raises on purpose; narrow types below it.
+
+Each type maps to exactly one API status / CLI exit code in the entry points, so callers branch
+on the type, never on message text.
+"""
+
+from __future__ import annotations
+
+
+class LastseatError(Exception):
+    """Root of every error lastseat raises on purpose."""
+
+
+class ValidationError(LastseatError):
+    """The request itself is malformed or out of range."""
+
+
+class NotFoundError(LastseatError):
+    """The named event, seat, pool, hold, order or wallet does not exist (for this buyer)."""
+
+
+class UnavailableError(LastseatError):
+    """The seats or pool units asked for are already taken."""
+
+
+class ConflictError(LastseatError):
+    """A concurrent writer won; retrying may succeed."""
+
+
+class RetriesExhaustedError(ConflictError):
+    """Every allowed retry lost to a concurrent writer: conflict, try again later."""
+
+
+class HoldExpiredError(LastseatError):
+    """The hold ran out and its seats could not be claimed again."""
+
+
+class InsufficientFundsError(LastseatError):
+    """The wallet does not hold enough money for the charge."""
+
+
+class InvalidTransitionError(LastseatError):
+    """A state machine was asked for a transition its table does not allow."""
+
+
+class UnsafeStrategyError(LastseatError):
+    """An unguarded strategy was requested without an explicit allow-unsafe switch."""
+
+
+class StoreError(LastseatError):
+    """The storage adapter failed in a way the domain did not cause."""
+
+
+class StoreBusyError(StoreError):
+    """The store could not take its write lock within the configured timeout."""
+
+
+class SchemaVersionError(StoreError):
+    """The database schema is newer than this code (or otherwise not usable by it)."""

@@ -1,0 +1,123 @@
+"""Wallets as a double-entry ledger.
+
+Every transfer moves a positive amount from one account to another and is recorded as two
+entries that sum to zero, so the sum over all accounts of a currency never changes. Money
+enters the system through the `world` account (top-ups), which is the only account allowed to
+go negative: its balance is minus the money buyers have put in.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lastseat.domain.errors import InsufficientFundsError, NotFoundError, ValidationError
+from lastseat.domain.money import Money
+
+MAX_AMOUNT_MINOR = 10**12
+
+
+class AccountKind(enum.StrEnum):
+    """Who owns an account, which decides whether it may go negative."""
+
+    WALLET = "wallet"
+    REVENUE = "revenue"
+    WORLD = "world"
+
+
+class TransferKind(enum.StrEnum):
+    """Why money moved."""
+
+    TOP_UP = "top_up"
+    PURCHASE = "purchase"
+    REFUND = "refund"
+    TRANSFER = "transfer"
+
+
+def wallet_account(buyer_id: str) -> str:
+    """The account id of a buyer's wallet."""
+    return f"wallet:{buyer_id}"
+
+
+def revenue_account(currency: str) -> str:
+    """The account that receives ticket sales in one currency."""
+    return f"revenue:{currency}"
+
+
+def world_account(currency: str) -> str:
+    """The outside world, where top-ups come from."""
+    return f"world:{currency}"
+
+
+def may_go_negative(kind: AccountKind) -> bool:
+    """Only the outside world may owe money."""
+    return kind is AccountKind.WORLD
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A move of money between two accounts of one currency."""
+
+    transfer_id: str
+    kind: TransferKind
+    source: str
+    destination: str
+    amount: Money
+    order_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.amount.amount_minor <= MAX_AMOUNT_MINOR:
+            raise ValidationError(f"a transfer moves 1..{MAX_AMOUNT_MINOR} minor units")
+        if self.source == self.destination:
+            raise ValidationError("a transfer needs two different accounts")
+
+    def entries(self) -> tuple[tuple[str, int], tuple[str, int]]:
+        """The two ledger entries (account, signed amount) that record this transfer."""
+        return (self.source, -self.amount.amount_minor), (self.destination,
+                                                          self.amount.amount_minor)
+
+
+@dataclass(slots=True)
+class Account:
+    """A balance in one currency."""
+
+    account_id: str
+    kind: AccountKind
+    currency: str
+    balance_minor: int = 0
+
+
+class Ledger:
+    """An in-memory double-entry book: the reference model the SQL stores must agree with."""
+
+    def __init__(self, accounts: Iterable[Account] = ()) -> None:
+        self.accounts = {a.account_id: a for a in accounts}
+        self.transfers: list[Transfer] = []
+
+    def open(self, account: Account) -> None:
+        """Add an account with its opening balance (normally zero)."""
+        self.accounts.setdefault(account.account_id, account)
+
+    def post(self, transfer: Transfer) -> None:
+        """Apply a transfer, or raise without changing anything."""
+        source = self._get(transfer.source)
+        destination = self._get(transfer.destination)
+        if {source.currency, destination.currency} != {transfer.amount.currency}:
+            raise ValidationError("both accounts must be in the transfer's currency")
+        new_balance = source.balance_minor - transfer.amount.amount_minor
+        if new_balance < 0 and not may_go_negative(source.kind):
+            raise InsufficientFundsError(f"{source.account_id} holds too little")
+        source.balance_minor = new_balance
+        destination.balance_minor += transfer.amount.amount_minor
+        self.transfers.append(transfer)
+
+    def total_minor(self, currency: str) -> int:
+        """Sum over every account of one currency; zero while money is conserved."""
+        return sum(a.balance_minor for a in self.accounts.values() if a.currency == currency)
+
+    def _get(self, account_id: str) -> Account:
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise NotFoundError(f"no account {account_id}") from None

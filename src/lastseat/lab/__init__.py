@@ -1,0 +1,1 @@
+"""The race lab: fire concurrent buyers at a deployment, record the history, check it."""

@@ -1,0 +1,72 @@
+"""The recorded history of a race: one JSON object per line, invoke then ok / fail / info.
+
+An `invoke` is written before a buyer's attempt starts; exactly one completion with the same
+`op_id` follows: `ok` (acknowledged success, with order and ticket codes), `fail` (acknowledged
+failure, with an error type) or `info` (outcome unknown to the client, e.g. a crash or timeout).
+Times are `time.monotonic_ns()`, which on Linux is one clock for every process of a machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+OpType = Literal["invoke", "ok", "fail", "info"]
+OP_TYPES: frozenset[str] = frozenset({"invoke", "ok", "fail", "info"})
+
+
+class HistoryFormatError(ValueError):
+    """A history file line is not a valid operation record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One line of the history."""
+
+    type: OpType
+    op_id: str
+    process: int
+    buyer_id: str
+    time_ns: int
+    action: str = "buy"
+    seat_ids: tuple[str, ...] = field(default=())
+    pool_id: str | None = None
+    quantity: int = 0
+    order_id: str | None = None
+    ticket_codes: tuple[str, ...] = field(default=())
+    error: str | None = None
+
+    def to_json(self) -> str:
+        """This operation as one JSON line (without the newline)."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Operation:
+        """Parse one JSON line, or raise HistoryFormatError."""
+        try:
+            raw = json.loads(line)
+            if not isinstance(raw, dict) or raw.get("type") not in OP_TYPES:
+                raise HistoryFormatError(f"not an operation record: {line[:80]!r}")
+            raw["seat_ids"] = tuple(raw.get("seat_ids", ()))
+            raw["ticket_codes"] = tuple(raw.get("ticket_codes", ()))
+            return cls(**raw)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise HistoryFormatError(f"not an operation record: {line[:80]!r}") from exc
+
+
+def write_history(path: Path, operations: Iterable[Operation]) -> None:
+    """Write operations as JSON Lines."""
+    with path.open("w", encoding="utf-8") as out:
+        for op in operations:
+            out.write(op.to_json() + "\n")
+
+
+def read_history(path: Path) -> Iterator[Operation]:
+    """Read a JSON Lines history (blank lines ignored)."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield Operation.from_json(line)

@@ -1,0 +1,1 @@
+"""Use cases (hold, buy, pay, expire, refund, wallets) over ports."""
