@@ -12,6 +12,7 @@ from lastseat.domain.money import Money
 MAX_SEATS_PER_EVENT = 200_000
 MAX_POOL_CAPACITY = 10_000_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
 
 class SeatStatus(enum.StrEnum):
@@ -28,6 +29,13 @@ def check_name(kind: str, value: str) -> str:
         raise ValidationError(
             f"{kind} must be 1-64 letters, digits, spaces, '_', '.' or '-', got {value!r}"
         )
+    return value
+
+
+def check_id(kind: str, value: str) -> str:
+    """An identifier: 1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise ValidationError(f"{kind} must be 1-64 letters, digits, '_', '.', ':' or '-'")
     return value
 
 

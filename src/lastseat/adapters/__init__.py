@@ -1,0 +1,1 @@
+"""Adapters: storage and (later) lock services and payment providers."""

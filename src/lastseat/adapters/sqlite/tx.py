@@ -1,0 +1,358 @@
+"""One SQLite transaction: the claim primitives the strategies compose, and plain records.
+
+Nothing here decides *whether* a claim is safe; strategies do, by which primitive they call.
+`write_seats` and `write_pool` are unguarded on purpose (used by `naive`, or by `row-lock`
+once it holds the lock).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from lastseat.adapters.sqlite import records
+from lastseat.domain.errors import ConflictError, InsufficientFundsError, NotFoundError
+from lastseat.domain.holds import Claim, Hold, HoldStatus, PoolClaim, SeatClaim
+from lastseat.domain.inventory import Event
+from lastseat.domain.ledger import AccountKind, Transfer
+from lastseat.domain.money import Money
+from lastseat.domain.orders import Order, OrderStatus
+from lastseat.domain.tickets import Ticket
+from lastseat.service.ports import Availability, PoolState, SeatState, Stage
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_POOL_COLUMN = {Stage.HELD: "held", Stage.SOLD: "sold"}
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def marks(count: int) -> str:
+    """`?, ?, ?` for an IN list."""
+    return ", ".join("?" * count)
+
+
+class SqliteTx:
+    """An open transaction on one connection; the store commits or rolls it back."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def read_seats(self, seat_ids: Sequence[str], now: datetime) -> list[SeatState]:
+        """Seats in the given order, a seat held by a lapsed hold reading as available."""
+        rows = self._conn.execute(
+            "SELECT s.seat_id, s.status, s.version, h.status, h.expires_at_us"
+            " FROM seats s LEFT JOIN holds h ON h.hold_id = s.hold_id"
+            f" WHERE s.seat_id IN ({marks(len(seat_ids))})",
+            tuple(seat_ids),
+        ).fetchall()
+        now_us = to_us(now)
+        found = {
+            r[0]: SeatState(r[0], _effective(r[1], r[3], r[4], now_us), r[2]) for r in rows
+        }
+        return [found[s] for s in seat_ids if s in found]
+
+    def read_pool(self, pool_id: str, now: datetime) -> PoolState | None:
+        """A pool's counters, units of lapsed holds counted as free."""
+        row = self._conn.execute(
+            "SELECT capacity, held, sold, version FROM pools WHERE pool_id = ?", (pool_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        lapsed = self._lapsed_pool_units(pool_id, to_us(now))
+        return PoolState(pool_id, row[0], row[1] - lapsed, row[2], row[3])
+
+    def missing_inventory(self, claim: Claim) -> list[str]:
+        """Ids the claim names that do not exist in its event."""
+        if isinstance(claim, PoolClaim):
+            row = self._conn.execute(
+                "SELECT 1 FROM pools WHERE pool_id = ? AND event_id = ?",
+                (claim.pool_id, claim.event_id),
+            ).fetchone()
+            return [] if row else [claim.pool_id]
+        rows = self._conn.execute(
+            f"SELECT seat_id FROM seats WHERE event_id = ? AND seat_id IN"
+            f" ({marks(claim.quantity)})",
+            (claim.event_id, *claim.seat_ids),
+        ).fetchall()
+        present = {r[0] for r in rows}
+        return [s for s in claim.seat_ids if s not in present]
+
+    # -- claim primitives -----------------------------------------------------------------
+
+    def release_lapsed_holds(self, claim: Claim, now: datetime) -> int:
+        """Expire the lapsed holds that sit on this claim's inventory; return how many."""
+        now_us = to_us(now)
+        if isinstance(claim, SeatClaim):
+            rows = self._conn.execute(
+                "SELECT DISTINCT h.hold_id FROM seats s JOIN holds h ON h.hold_id = s.hold_id"
+                f" WHERE s.seat_id IN ({marks(claim.quantity)}) AND s.status = 'held'"
+                " AND h.status = 'active' AND h.expires_at_us <= ?",
+                (*claim.seat_ids, now_us),
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT hold_id FROM holds WHERE pool_id = ? AND status = 'active'"
+                " AND expires_at_us <= ?",
+                (claim.pool_id, now_us),
+            ).fetchall()
+        return sum(1 for (hold_id,) in rows if self.expire_hold(hold_id))
+
+    def lock_seats(self, seat_ids: Sequence[str]) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database-wide write lock."""
+
+    def lock_pool(self, pool_id: str) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database-wide write lock."""
+
+    def write_seats(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> None:
+        """Overwrite the seats' owner, whatever their status (unguarded)."""
+        self._conn.execute(
+            "UPDATE seats SET status = ?, hold_id = ?, version = version + 1"
+            f" WHERE seat_id IN ({marks(len(seat_ids))})",
+            (stage.value, hold_id, *seat_ids),
+        )
+
+    def claim_seats_if_free(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> int:
+        """Take the seats that are available; return how many were taken."""
+        return self._conn.execute(
+            "UPDATE seats SET status = ?, hold_id = ?, version = version + 1"
+            f" WHERE seat_id IN ({marks(len(seat_ids))}) AND status = 'available'",
+            (stage.value, hold_id, *seat_ids),
+        ).rowcount
+
+    def claim_seats_if_version(self, seen: Mapping[str, int], hold_id: str, stage: Stage) -> int:
+        """Take the seats still at the version seen when they were checked."""
+        cursor = self._conn.executemany(
+            "UPDATE seats SET status = ?, hold_id = ?, version = version + 1"
+            " WHERE seat_id = ? AND version = ?",
+            [(stage.value, hold_id, seat_id, version) for seat_id, version in seen.items()],
+        )
+        return cursor.rowcount
+
+    def write_pool(self, pool_id: str, column: Stage, value: int) -> None:
+        """Overwrite a pool counter with a value computed from an earlier read (unguarded)."""
+        self._conn.execute(
+            f"UPDATE pools SET {_POOL_COLUMN[column]} = ?, version = version + 1"
+            " WHERE pool_id = ?",
+            (value, pool_id),
+        )
+
+    def claim_pool_if_room(self, pool_id: str, quantity: int, stage: Stage) -> int:
+        """Add `quantity` to a counter only if capacity allows; 1 if it did."""
+        column = _POOL_COLUMN[stage]
+        return self._conn.execute(
+            f"UPDATE pools SET {column} = {column} + ?, version = version + 1"
+            " WHERE pool_id = ? AND held + sold + ? <= capacity",
+            (quantity, pool_id, quantity),
+        ).rowcount
+
+    def claim_pool_if_version(
+        self, pool_id: str, quantity: int, stage: Stage, seen_version: int
+    ) -> int:
+        """Add `quantity` to a counter only if nobody wrote the pool since it was read."""
+        column = _POOL_COLUMN[stage]
+        return self._conn.execute(
+            f"UPDATE pools SET {column} = {column} + ?, version = version + 1"
+            " WHERE pool_id = ? AND version = ?",
+            (quantity, pool_id, seen_version),
+        ).rowcount
+
+    # -- holds ----------------------------------------------------------------------------
+
+    def insert_hold(self, hold: Hold) -> int:
+        """Store a hold and return its fence (a token that only grows)."""
+        fence = self._conn.execute("SELECT COALESCE(MAX(fence), 0) + 1 FROM holds").fetchone()[0]
+        claim = hold.claim
+        pool_id = claim.pool_id if isinstance(claim, PoolClaim) else None
+        self._conn.execute(
+            "INSERT INTO holds (hold_id, fence, event_id, buyer_id, status, pool_id, quantity,"
+            " created_at_us, expires_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (hold.hold_id, fence, claim.event_id, hold.buyer_id, hold.status.value, pool_id,
+             claim.quantity, to_us(hold.created_at), to_us(hold.expires_at)),
+        )
+        if isinstance(claim, SeatClaim):
+            self._conn.executemany(
+                "INSERT INTO hold_seats (hold_id, seat_id) VALUES (?, ?)",
+                [(hold.hold_id, seat_id) for seat_id in claim.seat_ids],
+            )
+        return int(fence)
+
+    def get_hold(self, hold_id: str) -> Hold | None:
+        """A hold with its claim, or None."""
+        return records.load_hold(self._conn, hold_id)
+
+    def move_hold(self, hold_id: str, old: HoldStatus, new: HoldStatus) -> bool:
+        """Conditional status change; False if someone else moved it first."""
+        return self._conn.execute(
+            "UPDATE holds SET status = ? WHERE hold_id = ? AND status = ?",
+            (new.value, hold_id, old.value),
+        ).rowcount == 1
+
+    def lapsed_hold_ids(self, now: datetime, limit: int) -> list[str]:
+        """Active holds past their expiry, oldest first."""
+        rows = self._conn.execute(
+            "SELECT hold_id FROM holds WHERE status = 'active' AND expires_at_us <= ?"
+            " ORDER BY expires_at_us LIMIT ?",
+            (to_us(now), limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def sell_held(self, hold: Hold) -> None:
+        """Turn the hold's held inventory into sold inventory."""
+        claim = hold.claim
+        if isinstance(claim, SeatClaim):
+            changed = self._conn.execute(
+                "UPDATE seats SET status = 'sold', version = version + 1"
+                " WHERE hold_id = ? AND status = 'held'",
+                (hold.hold_id,),
+            ).rowcount
+            if changed != claim.quantity:
+                raise ConflictError(f"hold {hold.hold_id} no longer owns all its seats")
+            return
+        self._conn.execute(
+            "UPDATE pools SET held = held - ?, sold = sold + ?, version = version + 1"
+            " WHERE pool_id = ?",
+            (claim.quantity, claim.quantity, claim.pool_id),
+        )
+
+    def release_inventory(self, hold: Hold, stage: Stage) -> None:
+        """Give the hold's held or sold inventory back."""
+        claim = hold.claim
+        if isinstance(claim, SeatClaim):
+            self._conn.execute(
+                "UPDATE seats SET status = 'available', hold_id = NULL, version = version + 1"
+                " WHERE hold_id = ? AND status = ?",
+                (hold.hold_id, stage.value),
+            )
+            return
+        column = _POOL_COLUMN[stage]
+        self._conn.execute(
+            f"UPDATE pools SET {column} = {column} - ?, version = version + 1 WHERE pool_id = ?",
+            (claim.quantity, claim.pool_id),
+        )
+
+    def expire_hold(self, hold_id: str) -> bool:
+        """Expire an active hold and give its inventory back; False if it was not active."""
+        # Many sweepers may race here: the conditional status change elects exactly one of them
+        # to give the inventory back.
+        if not self.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.EXPIRED):
+            return False
+        hold = self.get_hold(hold_id)
+        if hold is not None:
+            self.release_inventory(hold, Stage.HELD)
+        return True
+
+    def _lapsed_pool_units(self, pool_id: str, now_us: int) -> int:
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(quantity), 0) FROM holds WHERE pool_id = ?"
+            " AND status = 'active' AND expires_at_us <= ?",
+            (pool_id, now_us),
+        ).fetchone()
+        return int(row[0])
+
+    # -- orders and tickets ---------------------------------------------------------------
+
+    def price_of(self, claim: Claim) -> Money:
+        """What the claimed inventory costs."""
+        return records.price_of(self._conn, claim)
+
+    def insert_order(self, order: Order) -> None:
+        """Store a new order."""
+        records.insert_order(self._conn, order)
+
+    def get_order(self, order_id: str) -> Order | None:
+        """An order, or None."""
+        return records.load_order(self._conn, order_id)
+
+    def move_order(self, order_id: str, old: OrderStatus, new: OrderStatus) -> bool:
+        """Conditional status change; False if someone else moved it first."""
+        return self._conn.execute(
+            "UPDATE orders SET status = ? WHERE order_id = ? AND status = ?",
+            (new.value, order_id, old.value),
+        ).rowcount == 1
+
+    def insert_tickets(self, tickets: Sequence[Ticket]) -> None:
+        """Store issued tickets."""
+        records.insert_tickets(self._conn, tickets)
+
+    def tickets_of(self, order_id: str) -> list[Ticket]:
+        """An order's tickets, valid or void."""
+        return records.load_tickets(self._conn, order_id)
+
+    def void_tickets(self, order_id: str) -> int:
+        """Void an order's valid tickets; return how many."""
+        return self._conn.execute(
+            "UPDATE tickets SET status = 'void' WHERE order_id = ? AND status = 'valid'",
+            (order_id,),
+        ).rowcount
+
+    # -- money ----------------------------------------------------------------------------
+
+    def ensure_account(self, account_id: str, kind: AccountKind, currency: str) -> None:
+        """Open an account with a zero balance unless it exists."""
+        self._conn.execute(
+            "INSERT INTO accounts (account_id, kind, currency) VALUES (?, ?, ?)"
+            " ON CONFLICT (account_id) DO NOTHING",
+            (account_id, kind.value, currency),
+        )
+
+    def post_transfer(self, transfer: Transfer) -> None:
+        """Debit, credit and record a transfer; the debit is conditional, never negative."""
+        amount = transfer.amount.amount_minor
+        currency = transfer.amount.currency
+        debited = self._conn.execute(
+            "UPDATE accounts SET balance_minor = balance_minor - ?"
+            " WHERE account_id = ? AND currency = ? AND (balance_minor >= ? OR kind = 'world')",
+            (amount, transfer.source, currency, amount),
+        ).rowcount
+        if debited != 1:
+            if self.balance(transfer.source) is None:
+                raise NotFoundError(f"no {currency} account {transfer.source}")
+            raise InsufficientFundsError(f"{transfer.source} holds less than {transfer.amount}")
+        credited = self._conn.execute(
+            "UPDATE accounts SET balance_minor = balance_minor + ?"
+            " WHERE account_id = ? AND currency = ?",
+            (amount, transfer.destination, currency),
+        ).rowcount
+        if credited != 1:
+            raise NotFoundError(f"no {currency} account {transfer.destination}")
+        records.insert_transfer(self._conn, transfer)
+
+    def balance(self, account_id: str) -> Money | None:
+        """An account's balance, or None if there is no such account."""
+        row = self._conn.execute(
+            "SELECT balance_minor, currency FROM accounts WHERE account_id = ?", (account_id,)
+        ).fetchone()
+        return Money(row[0], row[1]) if row else None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def insert_event(self, event: Event) -> None:
+        """Store an event with its seats and pools."""
+        records.insert_event(self._conn, event)
+
+    def availability(self, event_id: str, now: datetime) -> Availability | None:
+        """The seat map and pool counts, lapsed holds counted as free."""
+        return records.availability(self._conn, event_id, to_us(now))
+
+    def event_currency(self, event_id: str) -> str | None:
+        """The currency an event sells in, or None if there is no such event."""
+        row = self._conn.execute(
+            "SELECT currency FROM events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+
+def _effective(status: str, hold_status: str | None, expires_at_us: int | None, now_us: int) -> str:
+    lapsed = (
+        status == "held"
+        and hold_status == "active"
+        and expires_at_us is not None
+        and expires_at_us <= now_us
+    )
+    return "available" if lapsed else status

@@ -1,0 +1,1 @@
+"""Claim strategies: the concurrency-control mechanisms a user can choose and compare."""

@@ -1,0 +1,190 @@
+"""Use cases of selling: quick buy, hold then pay, release, expire, cancel with refund.
+
+Every use case is one unit of work: a write transaction that commits only if the whole case
+succeeds. A failed charge therefore leaves nothing claimed and nothing charged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from lastseat.domain.clock import Clock, SystemClock
+from lastseat.domain.errors import (
+    HoldExpiredError,
+    InvalidTransitionError,
+    NotFoundError,
+    UnavailableError,
+)
+from lastseat.domain.holds import DEFAULT_HOLD_TTL, Claim, Hold, HoldStatus, SeatClaim, expiry_for
+from lastseat.domain.inventory import check_id
+from lastseat.domain.ledger import (
+    AccountKind,
+    Transfer,
+    TransferKind,
+    revenue_account,
+    wallet_account,
+)
+from lastseat.domain.money import Money
+from lastseat.domain.orders import Order, OrderStatus
+from lastseat.domain.tickets import Ticket, new_id, new_ticket_code
+from lastseat.service.ports import Availability, ClaimStrategy, InventoryTx, Stage, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """A confirmed order and its tickets."""
+
+    order: Order
+    tickets: tuple[Ticket, ...]
+
+
+class BookingService:
+    """Sells inventory through one claim strategy."""
+
+    def __init__(
+        self,
+        store: Store,
+        strategy: ClaimStrategy,
+        clock: Clock | None = None,
+        hold_ttl: timedelta = DEFAULT_HOLD_TTL,
+    ) -> None:
+        self.store = store
+        self.strategy = strategy
+        self.clock = clock or SystemClock()
+        self.hold_ttl = hold_ttl
+
+    def quick_buy(self, buyer_id: str, claim: Claim) -> Purchase:
+        """Claim, charge the wallet and confirm in one transaction (the "Buy" button)."""
+        check_id("buyer id", buyer_id)
+        now = self.clock.now()
+        hold_id = new_id("hld")
+
+        def finish(tx: InventoryTx) -> Purchase:
+            hold = Hold(hold_id, buyer_id, claim, HoldStatus.CONVERTED, now, now)
+            tx.insert_hold(hold)
+            return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(claim), now))
+
+        return self.strategy.claim(self.store, claim, Stage.SOLD, hold_id, now, finish)
+
+    def place_hold(self, buyer_id: str, claim: Claim, ttl: timedelta | None = None) -> Hold:
+        """Claim inventory for a while; it lapses at `expires_at` unless paid."""
+        check_id("buyer id", buyer_id)
+        now = self.clock.now()
+        expires_at = expiry_for(now, ttl or self.hold_ttl)
+        hold = Hold(new_id("hld"), buyer_id, claim, HoldStatus.ACTIVE, now, expires_at)
+
+        def finish(tx: InventoryTx) -> Hold:
+            return replace(hold, fence=tx.insert_hold(hold))
+
+        return self.strategy.claim(self.store, claim, Stage.HELD, hold.hold_id, now, finish)
+
+    def pay_hold(self, buyer_id: str, hold_id: str) -> Purchase:
+        """Pay for a hold; a lapsed hold is re-claimed if its inventory is still free."""
+        now = self.clock.now()
+        with self.store.write() as tx:
+            hold = self._own_hold(tx, buyer_id, hold_id)
+            if hold.status is HoldStatus.ACTIVE and not hold.is_lapsed(now):
+                if not tx.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.CONVERTED):
+                    raise HoldExpiredError(f"hold {hold_id} expired while being paid")
+                tx.sell_held(hold)
+                return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(hold.claim), now))
+        if hold.status not in (HoldStatus.ACTIVE, HoldStatus.EXPIRED):
+            raise InvalidTransitionError(f"hold {hold_id} is {hold.status}, it cannot be paid")
+        try:
+            return self.quick_buy(buyer_id, hold.claim)
+        except UnavailableError as exc:
+            raise HoldExpiredError(
+                f"hold {hold_id} expired and its inventory was sold meanwhile; nothing charged"
+            ) from exc
+
+    def release_hold(self, buyer_id: str, hold_id: str) -> Hold:
+        """Give a hold's inventory back before it lapses."""
+        with self.store.write() as tx:
+            hold = self._own_hold(tx, buyer_id, hold_id)
+            if hold.is_lapsed(self.clock.now()):
+                tx.expire_hold(hold_id)
+                return hold.to(HoldStatus.EXPIRED)
+            released = hold.to(HoldStatus.RELEASED)
+            if not tx.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.RELEASED):
+                raise InvalidTransitionError(f"hold {hold_id} is no longer active")
+            tx.release_inventory(hold, Stage.HELD)
+            return released
+
+    def cancel_order(self, buyer_id: str, order_id: str) -> Order:
+        """Refund a confirmed order: money back and inventory released, atomically."""
+        with self.store.write() as tx:
+            order = tx.get_order(order_id)
+            if order is None or order.buyer_id != buyer_id:
+                raise NotFoundError(f"no order {order_id}")
+            refunded = order.to(OrderStatus.REFUNDED)
+            if not tx.move_order(order_id, OrderStatus.CONFIRMED, OrderStatus.REFUNDED):
+                raise InvalidTransitionError(f"order {order_id} changed while being cancelled")
+            tx.void_tickets(order_id)
+            hold = tx.get_hold(order.hold_id)
+            if hold is not None:
+                tx.release_inventory(hold, Stage.SOLD)
+            tx.post_transfer(
+                Transfer(new_id("trf"), TransferKind.REFUND, revenue_account(order.amount.currency),
+                         wallet_account(buyer_id), order.amount, order_id)
+            )
+            return refunded
+
+    def expire_lapsed_holds(self, limit: int = 500) -> int:
+        """The sweeper: expire up to `limit` lapsed holds; safe on many processes at once."""
+        with self.store.write() as tx:
+            lapsed = tx.lapsed_hold_ids(self.clock.now(), limit)
+            return sum(1 for hold_id in lapsed if tx.expire_hold(hold_id))
+
+    def purchase(self, buyer_id: str, order_id: str) -> Purchase:
+        """One of the buyer's orders with its tickets."""
+        with self.store.read() as tx:
+            order = tx.get_order(order_id)
+            if order is None or order.buyer_id != buyer_id:
+                raise NotFoundError(f"no order {order_id}")
+            return Purchase(order, tuple(tx.tickets_of(order_id)))
+
+    def availability(self, event_id: str) -> Availability:
+        """What an event has left (lapsed holds counted as free)."""
+        with self.store.read() as tx:
+            found = tx.availability(event_id, self.clock.now())
+        if found is None:
+            raise NotFoundError(f"no event {event_id}")
+        return found
+
+    @staticmethod
+    def _own_hold(tx: InventoryTx, buyer_id: str, hold_id: str) -> Hold:
+        hold = tx.get_hold(hold_id)
+        if hold is None or hold.buyer_id != buyer_id:
+            raise NotFoundError(f"no hold {hold_id}")
+        return hold
+
+
+def now_order(hold: Hold, price: Money, now: datetime) -> Order:
+    """A new pending order for everything a hold claims."""
+    return Order(new_id("ord"), hold.buyer_id, hold.claim.event_id, hold.hold_id,
+                 OrderStatus.PENDING_PAYMENT, price, hold.claim.quantity, now)
+
+
+def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
+    currency = order.amount.currency
+    tx.ensure_account(revenue_account(currency), AccountKind.REVENUE, currency)
+    if tx.balance(wallet_account(hold.buyer_id)) is None:
+        raise NotFoundError(f"buyer {hold.buyer_id} has no wallet")
+    tx.post_transfer(
+        Transfer(new_id("trf"), TransferKind.PURCHASE, wallet_account(hold.buyer_id),
+                 revenue_account(currency), order.amount, order.order_id)
+    )
+    confirmed = order.to(OrderStatus.CONFIRMED)
+    tx.insert_order(confirmed)
+    tickets = tuple(_tickets_for(confirmed, hold.claim))
+    tx.insert_tickets(tickets)
+    return Purchase(confirmed, tickets)
+
+
+def _tickets_for(order: Order, claim: Claim) -> list[Ticket]:
+    if isinstance(claim, SeatClaim):
+        return [Ticket(new_id("tkt"), order.order_id, order.event_id, seat_id, None,
+                       new_ticket_code()) for seat_id in claim.seat_ids]
+    return [Ticket(new_id("tkt"), order.order_id, order.event_id, None, claim.pool_id,
+                   new_ticket_code()) for _ in range(claim.quantity)]

@@ -1,0 +1,200 @@
+"""The ports the use cases need: a transactional store and a claim strategy.
+
+`InventoryTx` is one open transaction. It rolls back unless the `with` block that opened it
+ends normally (the unit of work). Strategies call the claim primitives; use cases call the rest.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from lastseat.domain.holds import Claim, Hold, HoldStatus
+from lastseat.domain.inventory import Event
+from lastseat.domain.ledger import AccountKind, Transfer
+from lastseat.domain.money import Money
+from lastseat.domain.orders import Order, OrderStatus
+from lastseat.domain.tickets import Ticket
+from lastseat.service.snapshot import Snapshot
+from lastseat.service.statistics import StrategyStatistics
+
+T = TypeVar("T")
+
+
+class Stage(enum.StrEnum):
+    """What a claim turns free inventory into: held by a hold, or sold at once."""
+
+    HELD = "held"
+    SOLD = "sold"
+
+
+@dataclass(frozen=True, slots=True)
+class SeatState:
+    """A seat as read for a check; `status` already treats lapsed holds as available."""
+
+    seat_id: str
+    status: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """A pool's counters as read for a check."""
+
+    pool_id: str
+    capacity: int
+    held: int
+    sold: int
+    version: int
+
+    @property
+    def free(self) -> int:
+        """Units neither held nor sold."""
+        return self.capacity - self.held - self.sold
+
+
+@dataclass(frozen=True, slots=True)
+class SeatView:
+    """One seat on the seat map."""
+
+    seat_id: str
+    section: str
+    row: int
+    number: int
+    price: Money
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """One pool's availability."""
+
+    pool_id: str
+    name: str
+    capacity: int
+    available: int
+    price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """What an event has left, with lapsed holds counted as free (expired lazily on read)."""
+
+    event_id: str
+    name: str
+    seats: tuple[SeatView, ...]
+    pools: tuple[PoolView, ...]
+
+    @property
+    def seats_available(self) -> int:
+        """Free assigned seats."""
+        return sum(1 for s in self.seats if s.available)
+
+
+class ReadTx(Protocol):
+    """Reads: checks made outside a write transaction (naive, optimistic) and lookups."""
+
+    def read_seats(self, seat_ids: Sequence[str], now: datetime) -> list[SeatState]: ...
+    def read_pool(self, pool_id: str, now: datetime) -> PoolState | None: ...
+    def missing_inventory(self, claim: Claim) -> list[str]: ...
+    def price_of(self, claim: Claim) -> Money: ...
+    def get_hold(self, hold_id: str) -> Hold | None: ...
+    def get_order(self, order_id: str) -> Order | None: ...
+    def tickets_of(self, order_id: str) -> list[Ticket]: ...
+    def balance(self, account_id: str) -> Money | None: ...
+    def availability(self, event_id: str, now: datetime) -> Availability | None: ...
+    def event_currency(self, event_id: str) -> str | None: ...
+
+
+class InventoryTx(ReadTx, Protocol):
+    """One write transaction: claim primitives for strategies, records for use cases."""
+
+    # Claim primitives; seat ids always arrive in ascending (lock) order.
+    def release_lapsed_holds(self, claim: Claim, now: datetime) -> int: ...
+    def lock_seats(self, seat_ids: Sequence[str]) -> None: ...
+    def lock_pool(self, pool_id: str) -> None: ...
+    def write_seats(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> None: ...
+    def claim_seats_if_free(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> int: ...
+    def claim_seats_if_version(
+        self, seen: Mapping[str, int], hold_id: str, stage: Stage
+    ) -> int: ...
+    def write_pool(self, pool_id: str, column: Stage, value: int) -> None: ...
+    def claim_pool_if_room(self, pool_id: str, quantity: int, stage: Stage) -> int: ...
+    def claim_pool_if_version(
+        self, pool_id: str, quantity: int, stage: Stage, seen_version: int
+    ) -> int: ...
+
+    # Records.
+    def insert_hold(self, hold: Hold) -> int: ...
+    def move_hold(self, hold_id: str, old: HoldStatus, new: HoldStatus) -> bool: ...
+    def lapsed_hold_ids(self, now: datetime, limit: int) -> list[str]: ...
+    def expire_hold(self, hold_id: str) -> bool: ...
+    def sell_held(self, hold: Hold) -> None: ...
+    def release_inventory(self, hold: Hold, stage: Stage) -> None: ...
+    def insert_order(self, order: Order) -> None: ...
+    def move_order(self, order_id: str, old: OrderStatus, new: OrderStatus) -> bool: ...
+    def insert_tickets(self, tickets: Sequence[Ticket]) -> None: ...
+    def void_tickets(self, order_id: str) -> int: ...
+    def ensure_account(self, account_id: str, kind: AccountKind, currency: str) -> None: ...
+    def post_transfer(self, transfer: Transfer) -> None: ...
+    def insert_event(self, event: Event) -> None: ...
+
+
+class Store(Protocol):
+    """A database that hands out transactions; one instance per process."""
+
+    def read(self) -> AbstractContextManager[ReadTx]: ...
+    def write(
+        self, stats: StrategyStatistics | None = None
+    ) -> AbstractContextManager[InventoryTx]: ...
+    def snapshot(self) -> Snapshot: ...
+    def close(self) -> None: ...
+
+
+class Pause(Protocol):
+    """Called between the check and the mark-sold: the article's "take money" step.
+
+    The race lab sleeps here to widen the window; interleaving tests wait on a barrier here.
+    """
+
+    def __call__(self) -> None: ...
+
+
+def no_pause() -> None:
+    """The production default: no artificial gap between check and write."""
+
+
+Finish = Callable[[InventoryTx], T]
+
+
+class ClaimStrategy(Protocol):
+    """How inventory is claimed under concurrency (DESIGN.md §5)."""
+
+    name: str
+    guarded: bool
+
+    def claim(
+        self,
+        store: Store,
+        claim: Claim,
+        stage: Stage,
+        hold_id: str,
+        now: datetime,
+        finish: Callable[[InventoryTx], T],
+    ) -> T:
+        """Claim `claim` for `hold_id`, then run `finish` in the same transaction."""
+        ...
+
+    def statistics(self) -> StrategyStatistics:
+        """Counters since this strategy object was made."""
+        ...
+
+
+def iter_chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Slices of at most `size` items (SQL parameter limits)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

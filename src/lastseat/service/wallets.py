@@ -1,0 +1,68 @@
+"""Wallet use cases: open, top up from the outside world, transfer between buyers."""
+
+from __future__ import annotations
+
+from lastseat.domain.errors import NotFoundError, ValidationError
+from lastseat.domain.inventory import check_id
+from lastseat.domain.ledger import (
+    AccountKind,
+    Transfer,
+    TransferKind,
+    wallet_account,
+    world_account,
+)
+from lastseat.domain.money import Money
+from lastseat.domain.tickets import new_id
+from lastseat.service.ports import Store
+
+
+class WalletService:
+    """Buyers' money, kept in the same database as the inventory it pays for."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def open_wallet(self, buyer_id: str, currency: str) -> Money:
+        """Open a buyer's wallet (idempotent) and return its balance."""
+        check_id("buyer id", buyer_id)
+        zero = Money(0, currency)
+        with self.store.write() as tx:
+            existing = tx.balance(wallet_account(buyer_id))
+            if existing is not None and existing.currency != currency:
+                raise ValidationError(f"buyer {buyer_id} already has a {existing.currency} wallet")
+            tx.ensure_account(wallet_account(buyer_id), AccountKind.WALLET, currency)
+            return existing or zero
+
+    def top_up(self, buyer_id: str, amount: Money) -> Money:
+        """Bring money in from the outside world; return the new balance."""
+        return self._move(TransferKind.TOP_UP, world_account(amount.currency),
+                          wallet_account(buyer_id), amount, open_source=True)
+
+    def transfer(self, from_buyer: str, to_buyer: str, amount: Money) -> Money:
+        """Move money between two wallets; return the payer's new balance."""
+        self._move(TransferKind.TRANSFER, wallet_account(from_buyer), wallet_account(to_buyer),
+                   amount, open_source=False)
+        return self.balance(from_buyer)
+
+    def balance(self, buyer_id: str) -> Money:
+        """A wallet's balance."""
+        with self.store.read() as tx:
+            found = tx.balance(wallet_account(buyer_id))
+        if found is None:
+            raise NotFoundError(f"buyer {buyer_id} has no wallet")
+        return found
+
+    def _move(
+        self, kind: TransferKind, source: str, destination: str, amount: Money, *,
+        open_source: bool,
+    ) -> Money:
+        transfer = Transfer(new_id("trf"), kind, source, destination, amount)
+        with self.store.write() as tx:
+            if open_source:
+                tx.ensure_account(source, AccountKind.WORLD, amount.currency)
+            if tx.balance(destination) is None:
+                raise NotFoundError(f"no wallet {destination.removeprefix('wallet:')}")
+            tx.post_transfer(transfer)
+            new_balance = tx.balance(destination)
+        assert new_balance is not None
+        return new_balance
