@@ -44,6 +44,19 @@ class WalletService:
                    amount, open_source=False)
         return self.balance(from_buyer)
 
+    def fund_wallets(self, amounts: dict[str, Money]) -> None:
+        """Open many wallets and top each one up, in one transaction (set-up of a race)."""
+        with self.store.write() as tx:
+            for buyer_id, amount in amounts.items():
+                check_id("buyer id", buyer_id)
+                tx.ensure_account(world_account(amount.currency), AccountKind.WORLD,
+                                  amount.currency)
+                tx.ensure_account(wallet_account(buyer_id), AccountKind.WALLET, amount.currency)
+                if amount.is_positive():
+                    tx.post_transfer(Transfer(new_id("trf"), TransferKind.TOP_UP,
+                                              world_account(amount.currency),
+                                              wallet_account(buyer_id), amount))
+
     def balance(self, buyer_id: str) -> Money:
         """A wallet's balance."""
         with self.store.read() as tx:

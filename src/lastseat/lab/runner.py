@@ -1,0 +1,213 @@
+"""Run one race per strategy: fresh database, worker processes, merged history, checker.
+
+Every strategy gets its own new database with the same event, the same wallets and the same
+buyer plan (same seed), so the rows of the comparison table differ only by strategy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import statistics as stats
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lastseat.bootstrap import build, open_store
+from lastseat.lab.checker import Verdict, check
+from lastseat.lab.history import Operation, read_history, write_history
+from lastseat.lab.scenarios import Scenario
+from lastseat.lab.worker import WorkerJob, WorkerResult, run_worker
+from lastseat.service.statistics import StrategyStatistics
+
+REJECTIONS = frozenset({"unavailable", "insufficient_funds", "conflict", "not_found"})
+RESULT_TIMEOUT_S = 3_600.0
+
+
+class LabError(RuntimeError):
+    """A worker process failed in a way that is not a recorded buyer outcome."""
+
+
+@dataclass(frozen=True, slots=True)
+class RaceConfig:
+    """How to run a race; the same for every strategy of one run."""
+
+    scenario: Scenario
+    processes: int = 4
+    threads: int = 8
+    payment_delay_ms: float = 2.0
+    seed: int = 1
+    synchronous: str = "NORMAL"
+
+
+@dataclass(frozen=True, slots=True)
+class RaceResult:
+    """One row of the comparison table."""
+
+    strategy: str
+    scenario: str
+    buyers: int
+    processes: int
+    attempts: int
+    ok: int
+    rejected: int
+    errors: int
+    tickets_sold: int
+    oversold: int
+    double_charges: int
+    retries: int
+    conflicts: int
+    lock_waits: int
+    elapsed_s: float
+    purchases_per_s: float
+    p50_ms: float
+    p99_ms: float
+    verdict_ok: bool
+    violations: dict[str, int] = field(default_factory=dict)
+    db_path: str = ""
+    history_path: str = ""
+
+
+def prepare(config: RaceConfig, strategy: str, db_path: Path) -> list[Any]:
+    """Create the race database: event and funded wallets. Returns the buyer plans."""
+    store = open_store(str(db_path), safety_nets=strategy != "naive",
+                       synchronous=config.synchronous)
+    try:
+        services = build(store, "atomic")
+        services.catalog.create_event(config.scenario.event())
+        plans = config.scenario.plan(config.seed)
+        services.wallets.fund_wallets({p.buyer_id: p.wallet for p in plans})
+        return plans
+    finally:
+        store.close()
+
+
+def run_race(
+    config: RaceConfig,
+    strategy: str,
+    db_path: Path,
+    history_path: Path,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> RaceResult:
+    """Race every buyer of the scenario against one strategy and check the outcome."""
+    plans = prepare(config, strategy, db_path)
+    parts = [history_path.with_suffix(f".part{i}.jsonl") for i in range(config.processes)]
+    jobs = [
+        WorkerJob(i, str(db_path), strategy, plans[i :: config.processes], config.threads,
+                  config.payment_delay_ms, str(parts[i]), config.synchronous)
+        for i in range(config.processes)
+    ]
+    results = _run_processes(jobs, on_progress)
+    history = _merge(parts, history_path)
+    store = open_store(str(db_path), create=False)
+    try:
+        verdict = check(history, store.snapshot())
+    finally:
+        store.close()
+    return _summarize(config, strategy, history, results, verdict, db_path, history_path)
+
+
+def _run_processes(jobs: list[WorkerJob], on_progress: Callable[[int], None]) -> list[WorkerResult]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(jobs))
+    progress = ctx.Value("q", 0)
+    outbox: Any = ctx.Queue()
+    procs = [ctx.Process(target=_entry, args=(job, barrier, progress, outbox), daemon=True)
+             for job in jobs]
+    for proc in procs:
+        proc.start()
+    results: list[WorkerResult] = []
+    deadline = time.monotonic() + RESULT_TIMEOUT_S
+    try:
+        while len(results) < len(jobs):
+            on_progress(int(progress.value))
+            try:
+                kind, payload = outbox.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() > deadline or any(
+                    p.exitcode not in (None, 0) for p in procs
+                ):
+                    raise LabError("a race worker died without reporting") from None
+                continue
+            if kind == "error":
+                raise LabError(f"a race worker failed:\n{payload}")
+            results.append(payload)
+        on_progress(int(progress.value))
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    return results
+
+
+def _entry(job: WorkerJob, barrier: Any, progress: Any, outbox: Any) -> None:
+    try:
+        outbox.put(("result", run_worker(job, barrier, progress)))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which fails the run
+        outbox.put(("error", traceback.format_exc()))
+
+
+def _merge(parts: list[Path], history_path: Path) -> list[Operation]:
+    operations: list[Operation] = []
+    for part in parts:
+        operations.extend(read_history(part))
+        part.unlink()
+    operations.sort(key=lambda op: (op.time_ns, op.process))
+    write_history(history_path, operations)
+    return operations
+
+
+def _summarize(
+    config: RaceConfig,
+    strategy: str,
+    history: list[Operation],
+    results: list[WorkerResult],
+    verdict: Verdict,
+    db_path: Path,
+    history_path: Path,
+) -> RaceResult:
+    outcomes = Counter(op.type for op in history)
+    failures = Counter(op.error for op in history if op.type == "fail")
+    rejected = sum(n for error, n in failures.items() if error in REJECTIONS)
+    counters = StrategyStatistics.merged([r.statistics for r in results])
+    elapsed_s = max(1e-9, (max(r.finished_ns for r in results)
+                           - min(r.started_ns for r in results)) / 1e9)
+    latencies = sorted(n for r in results for n in r.latencies_ns)
+    return RaceResult(
+        strategy=strategy,
+        scenario=config.scenario.name,
+        buyers=config.scenario.buyers,
+        processes=config.processes,
+        attempts=outcomes["invoke"],
+        ok=outcomes["ok"],
+        rejected=rejected,
+        errors=outcomes["fail"] - rejected + outcomes["info"],
+        tickets_sold=verdict.tickets_sold,
+        oversold=verdict.oversold,
+        double_charges=verdict.double_charges,
+        retries=counters.retries,
+        conflicts=counters.conflicts,
+        lock_waits=counters.lock_waits,
+        elapsed_s=elapsed_s,
+        purchases_per_s=outcomes["ok"] / elapsed_s,
+        p50_ms=_percentile(latencies, 50),
+        p99_ms=_percentile(latencies, 99),
+        verdict_ok=verdict.ok,
+        violations=dict(Counter(v.kind for v in verdict.violations)),
+        db_path=str(db_path),
+        history_path=str(history_path),
+    )
+
+
+def _percentile(sorted_ns: list[int], pct: int) -> float:
+    if not sorted_ns:
+        return 0.0
+    if len(sorted_ns) == 1:
+        return sorted_ns[0] / 1e6
+    cuts = stats.quantiles(sorted_ns, n=100, method="inclusive")
+    return cuts[pct - 1] / 1e6

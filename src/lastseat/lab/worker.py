@@ -1,0 +1,161 @@
+"""One race worker: a real OS process whose threads are concurrent buyers.
+
+Each worker opens its own store (its own connections), waits on a barrier shared with every
+other worker so that the race starts at one moment, and records every attempt as history.
+History lines are kept in memory during the race and written once at the end, so file I/O
+does not shape the interleavings being measured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lastseat.bootstrap import build, open_store
+from lastseat.domain.errors import (
+    ConflictError,
+    InsufficientFundsError,
+    LastseatError,
+    NotFoundError,
+    StoreBusyError,
+    StoreError,
+    UnavailableError,
+)
+from lastseat.domain.holds import SeatClaim
+from lastseat.lab.history import Operation, OpType, write_history
+from lastseat.lab.scenarios import BuyerPlan
+from lastseat.service.ports import Pause, no_pause
+
+BARRIER_TIMEOUT_S = 120.0
+
+# Errors after which the buyer's transaction is known to have rolled back: a definite failure.
+_KNOWN_FAILURES: dict[type[LastseatError], str] = {
+    UnavailableError: "unavailable",
+    InsufficientFundsError: "insufficient_funds",
+    ConflictError: "conflict",
+    StoreBusyError: "busy",
+    NotFoundError: "not_found",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJob:
+    """Everything a worker process needs, picklable."""
+
+    index: int
+    db_path: str
+    strategy: str
+    plans: list[BuyerPlan]
+    threads: int
+    payment_delay_ms: float
+    history_path: str
+    synchronous: str
+
+
+@dataclass(slots=True)
+class WorkerResult:
+    """What a worker reports back to the runner."""
+
+    statistics: dict[str, int]
+    latencies_ns: list[int] = field(default_factory=list)
+    started_ns: int = 0
+    finished_ns: int = 0
+
+
+def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
+    """Process entry point: race the job's buyers, write history, return counters."""
+    store = open_store(job.db_path, create=False, synchronous=job.synchronous)
+    services = build(store, job.strategy, allow_unsafe=True, pause=_pause_for(job))
+    recorder = _Recorder(job.index)
+    next_buyer = iter(job.plans)
+    take_lock = threading.Lock()
+
+    def buyer_loop() -> None:
+        while True:
+            with take_lock:
+                plan = next(next_buyer, None)
+            if plan is None:
+                return
+            recorder.attempt(plan, lambda p=plan: _buy(services.booking, p))
+            with progress.get_lock():
+                progress.value += 1
+
+    barrier.wait(timeout=BARRIER_TIMEOUT_S)
+    started = time.monotonic_ns()
+    with ThreadPoolExecutor(job.threads) as pool:
+        for future in [pool.submit(buyer_loop) for _ in range(job.threads)]:
+            future.result()
+    finished = time.monotonic_ns()
+    write_history(Path(job.history_path), recorder.operations)
+    stats = services.booking.strategy.statistics().as_dict()
+    store.close()
+    return WorkerResult(stats, recorder.latencies_ns, started, finished)
+
+
+def _pause_for(job: WorkerJob) -> Pause:
+    if job.payment_delay_ms <= 0:
+        return no_pause
+    delay_s = job.payment_delay_ms / 1000
+
+    def take_money() -> None:
+        time.sleep(delay_s)  # the payment provider's latency, between check and mark-sold
+
+    return take_money
+
+
+def _buy(booking: Any, plan: BuyerPlan) -> tuple[str, tuple[str, ...]]:
+    purchase = booking.quick_buy(plan.buyer_id, plan.claim)
+    return purchase.order.order_id, tuple(t.code for t in purchase.tickets)
+
+
+class _Recorder:
+    """Thread-safe history of one worker."""
+
+    def __init__(self, process: int) -> None:
+        self.process = process
+        self.operations: list[Operation] = []
+        self.latencies_ns: list[int] = []
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def attempt(self, plan: BuyerPlan, buy: Callable[[], tuple[str, tuple[str, ...]]]) -> None:
+        with self._lock:
+            self._seq += 1
+            op_id = f"p{self.process}-{self._seq}"
+        self._add("invoke", op_id, plan)
+        started = time.monotonic_ns()
+        try:
+            order_id, codes = buy()
+        except LastseatError as exc:
+            kind, error = _classify(exc)
+            self._add(kind, op_id, plan, error=error)
+        except Exception as exc:  # noqa: BLE001 - an unknown outcome is recorded, not hidden
+            self._add("info", op_id, plan, error=f"{type(exc).__name__}: {exc}")
+        else:
+            self._add("ok", op_id, plan, order_id=order_id, codes=codes)
+        with self._lock:
+            self.latencies_ns.append(time.monotonic_ns() - started)
+
+    def _add(self, kind: OpType, op_id: str, plan: BuyerPlan, *, error: str | None = None,
+             order_id: str | None = None, codes: tuple[str, ...] = ()) -> None:
+        claim = plan.claim
+        seat_ids = claim.seat_ids if isinstance(claim, SeatClaim) else ()
+        pool_id = None if isinstance(claim, SeatClaim) else claim.pool_id
+        op = Operation(kind, op_id, self.process, plan.buyer_id, time.monotonic_ns(), "buy",
+                       seat_ids, pool_id, claim.quantity, order_id, codes, error)
+        with self._lock:
+            self.operations.append(op)
+
+
+def _classify(exc: LastseatError) -> tuple[OpType, str]:
+    for error_type, name in _KNOWN_FAILURES.items():
+        if isinstance(exc, error_type):
+            return "fail", name
+    if isinstance(exc, StoreError):
+        return "info", f"store: {exc}"  # e.g. an I/O error at COMMIT: outcome unknown
+    return "fail", type(exc).__name__
