@@ -59,11 +59,14 @@ class OptimisticStrategy(StrategyBase):
                     raise refusal(reader, claim)
             self.pause()
             with store.write(self._stats) as tx:
-                # Expiring a lapsed hold bumps the versions we read: start over from a new read.
-                if tx.release_lapsed_holds(claim, now) or not _take(tx, claim, hold_id, stage, seen):
-                    self._stats.add(conflicts=1)
-                    raise VersionConflictError
-                return finish(tx)
+                if not tx.release_lapsed_holds(claim, now):
+                    if not _take(tx, claim, hold_id, stage, seen):
+                        self._stats.add(conflicts=1)
+                        raise VersionConflictError
+                    return finish(tx)
+            # We expired a lapsed hold and committed that: it moved the versions we read, so
+            # read again (rolling the expiry back instead would meet the same hold forever).
+            raise VersionConflictError
 
         return self.retry.run(attempt, on_retry=lambda: self._stats.add(retries=1))
 

@@ -27,7 +27,8 @@ HOLD_TRANSITIONS: dict[HoldStatus, frozenset[HoldStatus]] = {
     HoldStatus.ACTIVE: frozenset({HoldStatus.CONVERTED, HoldStatus.RELEASED, HoldStatus.EXPIRED}),
     HoldStatus.CONVERTED: frozenset(),
     HoldStatus.RELEASED: frozenset(),
-    HoldStatus.EXPIRED: frozenset(),
+    # A lapsed hold may still be paid if its inventory can be claimed again (DESIGN.md §4).
+    HoldStatus.EXPIRED: frozenset({HoldStatus.CONVERTED}),
 }
 
 
@@ -43,6 +44,8 @@ class SeatClaim:
             raise ValidationError(f"a claim names 1..{MAX_SEATS_PER_CLAIM} seats")
         if len(set(self.seat_ids)) != len(self.seat_ids):
             raise ValidationError("a claim names each seat once")
+        if not all(isinstance(s, str) and s.startswith(f"{self.event_id}/") for s in self.seat_ids):
+            raise ValidationError(f"every seat of the claim must belong to event {self.event_id}")
         # The global lock order: every multi-seat claim touches seats ascending by id.
         object.__setattr__(self, "seat_ids", tuple(sorted(self.seat_ids)))
 
@@ -61,6 +64,10 @@ class PoolClaim:
     quantity: int
 
     def __post_init__(self) -> None:
+        if not self.pool_id.startswith(f"{self.event_id}/"):
+            raise ValidationError(f"pool {self.pool_id} does not belong to event {self.event_id}")
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
+            raise ValidationError("quantity must be a whole number")
         if not 1 <= self.quantity <= MAX_UNITS_PER_CLAIM:
             raise ValidationError(f"quantity must be 1..{MAX_UNITS_PER_CLAIM}")
 

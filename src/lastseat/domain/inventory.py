@@ -11,6 +11,7 @@ from lastseat.domain.money import Money
 
 MAX_SEATS_PER_EVENT = 200_000
 MAX_POOL_CAPACITY = 10_000_000
+MAX_ROWS = 9_999  # seat ids pad row and number to 4 digits so that they sort in lock order
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
@@ -25,7 +26,7 @@ class SeatStatus(enum.StrEnum):
 
 def check_name(kind: str, value: str) -> str:
     """A short printable identifier-like name, or ValidationError."""
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValidationError(
             f"{kind} must be 1-64 letters, digits, spaces, '_', '.' or '-', got {value!r}"
         )
@@ -34,7 +35,7 @@ def check_name(kind: str, value: str) -> str:
 
 def check_id(kind: str, value: str) -> str:
     """An identifier: 1-64 letters, digits, '_', '.', ':' or '-', starting alphanumeric."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValidationError(f"{kind} must be 1-64 letters, digits, '_', '.', ':' or '-'")
     return value
 
@@ -82,8 +83,8 @@ class SeatBlock:
 
     def __post_init__(self) -> None:
         check_name("section", self.section)
-        if self.rows < 1 or self.seats_per_row < 1:
-            raise ValidationError("a seat block needs at least one row and one seat per row")
+        if not (1 <= self.rows <= MAX_ROWS and 1 <= self.seats_per_row <= MAX_ROWS):
+            raise ValidationError(f"a seat block has 1..{MAX_ROWS} rows of 1..{MAX_ROWS} seats")
         if self.rows * self.seats_per_row > MAX_SEATS_PER_EVENT:
             raise ValidationError(f"an event may have at most {MAX_SEATS_PER_EVENT} seats")
         if not self.price.is_positive():
@@ -110,6 +111,7 @@ class Event:
     pools: tuple[Pool, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        check_id("event id", self.event_id)
         check_name("event name", self.name)
         if not self.seats and not self.pools:
             raise ValidationError("an event needs at least one seat or one pool")

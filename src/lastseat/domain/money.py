@@ -20,7 +20,7 @@ class Money:
     def __post_init__(self) -> None:
         if isinstance(self.amount_minor, bool) or not isinstance(self.amount_minor, int):
             raise ValidationError("amount_minor must be an integer number of minor units")
-        if not _CURRENCY.match(self.currency):
+        if not _CURRENCY.fullmatch(self.currency):
             raise ValidationError(f"currency must be three capital letters, got {self.currency!r}")
 
     def __add__(self, other: Money) -> Money:
@@ -44,4 +44,6 @@ class Money:
             raise ValidationError(f"cannot mix {self.currency} and {other.currency}")
 
     def __str__(self) -> str:
-        return f"{self.amount_minor / 100:.2f} {self.currency}"
+        units, cents = divmod(abs(self.amount_minor), 100)
+        sign = "-" if self.amount_minor < 0 else ""
+        return f"{sign}{units}.{cents:02d} {self.currency}"

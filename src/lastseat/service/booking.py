@@ -15,6 +15,7 @@ from lastseat.domain.errors import (
     InvalidTransitionError,
     NotFoundError,
     UnavailableError,
+    ValidationError,
 )
 from lastseat.domain.holds import DEFAULT_HOLD_TTL, Claim, Hold, HoldStatus, SeatClaim, expiry_for
 from lastseat.domain.inventory import check_id
@@ -89,13 +90,29 @@ class BookingService:
                     raise HoldExpiredError(f"hold {hold_id} expired while being paid")
                 tx.sell_held(hold)
                 return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(hold.claim), now))
-        if hold.status not in (HoldStatus.ACTIVE, HoldStatus.EXPIRED):
-            raise InvalidTransitionError(f"hold {hold_id} is {hold.status}, it cannot be paid")
+            if hold.status is HoldStatus.ACTIVE:
+                tx.expire_hold(hold_id)  # lapsed: expire it (committed), then try to re-claim
+            elif hold.status is not HoldStatus.EXPIRED:
+                raise InvalidTransitionError(f"hold {hold_id} is {hold.status}; it cannot be paid")
+        return self._reclaim(hold, now)
+
+    def _reclaim(self, hold: Hold, now: datetime) -> Purchase:
+        """Pay an expired hold by claiming its inventory again under the same hold id."""
+
+        def finish(tx: InventoryTx) -> Purchase:
+            # The status change elects one payer: paying the same expired hold twice (even at
+            # the same moment) charges once.
+            if not tx.move_hold(hold.hold_id, HoldStatus.EXPIRED, HoldStatus.CONVERTED):
+                raise InvalidTransitionError(f"hold {hold.hold_id} has been paid already")
+            return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(hold.claim), now))
+
         try:
-            return self.quick_buy(buyer_id, hold.claim)
+            return self.strategy.claim(self.store, hold.claim, Stage.SOLD, hold.hold_id, now,
+                                       finish)
         except UnavailableError as exc:
             raise HoldExpiredError(
-                f"hold {hold_id} expired and its inventory was sold meanwhile; nothing charged"
+                f"hold {hold.hold_id} expired and its inventory was sold meanwhile; "
+                "nothing charged"
             ) from exc
 
     def release_hold(self, buyer_id: str, hold_id: str) -> Hold:
@@ -169,8 +186,12 @@ def now_order(hold: Hold, price: Money, now: datetime) -> Order:
 def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
     currency = order.amount.currency
     tx.ensure_account(revenue_account(currency), AccountKind.REVENUE, currency)
-    if tx.balance(wallet_account(hold.buyer_id)) is None:
+    wallet = tx.balance(wallet_account(hold.buyer_id))
+    if wallet is None:
         raise NotFoundError(f"buyer {hold.buyer_id} has no wallet")
+    if wallet.currency != currency:
+        raise ValidationError(f"buyer {hold.buyer_id} pays in {wallet.currency}, "
+                              f"the event sells in {currency}")
     tx.post_transfer(
         Transfer(new_id("trf"), TransferKind.PURCHASE, wallet_account(hold.buyer_id),
                  revenue_account(currency), order.amount, order.order_id)

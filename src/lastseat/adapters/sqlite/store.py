@@ -63,10 +63,14 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         conn = self._connection()
-        with translated():
-            conn.execute("PRAGMA journal_mode = WAL")
-            schema.migrate(conn, safety_nets=self.options.safety_nets)
-            self.safety_nets = schema.safety_nets_enabled(conn)
+        try:
+            with translated():
+                conn.execute("PRAGMA journal_mode = WAL")
+                schema.migrate(conn, safety_nets=self.options.safety_nets)
+                self.safety_nets = schema.safety_nets_enabled(conn)
+        except BaseException:
+            self.close()
+            raise
 
     @contextmanager
     def read(self) -> Iterator[ReadTx]:

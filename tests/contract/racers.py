@@ -1,0 +1,28 @@
+"""Process entry points for the wallet race (importable by spawned children)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from lastseat.bootstrap import build, open_store
+from lastseat.domain.errors import InsufficientFundsError
+from lastseat.domain.money import Money
+
+
+def transfer_randomly(db: str, buyers: list[str], rounds: int, seed: int, barrier: Any) -> int:
+    """Move random amounts between random wallets; return how many transfers succeeded."""
+    store = open_store(db, create=False)
+    wallets = build(store).wallets
+    rng = random.Random(seed)
+    barrier.wait(timeout=60)
+    moved = 0
+    for _ in range(rounds):
+        payer, payee = rng.sample(buyers, 2)
+        try:
+            wallets.transfer(payer, payee, Money(rng.randint(1, 400), "EUR"))
+            moved += 1
+        except InsufficientFundsError:
+            pass
+    store.close()
+    return moved
