@@ -81,7 +81,7 @@ class SqliteStore:
             try:
                 yield SqliteTx(conn)
             finally:
-                conn.execute("COMMIT")
+                _rollback(conn)  # nothing was written: ending the read is all that is left
 
     @contextmanager
     def write(self, stats: StrategyStatistics | None = None) -> Iterator[InventoryTx]:
@@ -102,11 +102,12 @@ class SqliteStore:
             locked_at = time.monotonic_ns()
             try:
                 yield SqliteTx(conn)
-                with translated():
-                    conn.execute("COMMIT")
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise translate(exc) from exc
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             finally:
                 stats.add(lock_held_ns=time.monotonic_ns() - locked_at)
@@ -166,3 +167,8 @@ class SqliteStore:
             self._connections.append(conn)
         self._local.conn = conn
         return conn
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
