@@ -27,8 +27,13 @@ def sqlite_path(db: str) -> Path:
     return Path(db)
 
 
-def open_store(db: str = DEFAULT_DB, *, create: bool = True, safety_nets: bool = True,
-               synchronous: str = "FULL") -> Store:
+def open_store(
+    db: str = DEFAULT_DB,
+    *,
+    create: bool = True,
+    safety_nets: bool = True,
+    synchronous: str = "FULL",
+) -> Store:
     """Open (and migrate) the database a `--db` value names."""
     options = SqliteOptions(create=create, safety_nets=safety_nets, synchronous=synchronous)
     return SqliteStore(sqlite_path(db), options)
@@ -55,5 +60,6 @@ def build(
 ) -> Services:
     """Services over `store`, selling with the named strategy."""
     chosen = make_strategy(strategy, allow_unsafe=allow_unsafe, pause=pause, retry=retry)
-    return Services(store, BookingService(store, chosen, clock), WalletService(store),
-                    CatalogService(store))
+    return Services(
+        store, BookingService(store, chosen, clock), WalletService(store), CatalogService(store)
+    )

@@ -14,8 +14,9 @@ LASTSEAT = [sys.executable, "-m", "lastseat"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LASTSEAT, *args], capture_output=True, text=True, timeout=600,
-                          cwd=cwd, check=False)
+    return subprocess.run(
+        [*LASTSEAT, *args], capture_output=True, text=True, timeout=600, cwd=cwd, check=False
+    )
 
 
 def test_the_default_race_shows_naive_overselling_and_every_guarded_strategy_correct() -> None:
@@ -87,14 +88,17 @@ def test_a_database_from_a_newer_lastseat_is_refused_with_exit_two(tmp_path: Pat
 
 def test_a_saved_race_rechecks_ok_and_a_tampered_one_does_not(tmp_path: Path) -> None:
     db, history = tmp_path / "run.db", tmp_path / "run.jsonl"
-    done = run("race", "--strategy", "atomic", "--buyers", "50", "--db", str(db),
-               "--history", str(history))
+    done = run(
+        "race", "--strategy", "atomic", "--buyers", "50", "--db", str(db), "--history", str(history)
+    )
     assert done.returncode == 0, done.stderr
     assert run("check", str(history)).returncode == 0
     with sqlite3.connect(db) as conn:  # forge a second ticket for the sold seat
         conn.execute("DROP INDEX one_valid_ticket_per_seat")  # the schema would refuse it
-        conn.execute("INSERT INTO tickets SELECT ticket_id || 'x', order_id, event_id, seat_id,"
-                     " pool_id, code || 'x', status FROM tickets")
+        conn.execute(
+            "INSERT INTO tickets SELECT ticket_id || 'x', order_id, event_id, seat_id,"
+            " pool_id, code || 'x', status FROM tickets"
+        )
     rechecked = run("check", str(history), "--json")
     assert rechecked.returncode == 1
     assert "seat_sold_twice" in {v["kind"] for v in json.loads(rechecked.stdout)["violations"]}
@@ -102,11 +106,26 @@ def test_a_saved_race_rechecks_ok_and_a_tampered_one_does_not(tmp_path: Path) ->
 
 def test_set_up_an_event_and_wallets_then_buy_and_inspect_availability(tmp_path: Path) -> None:
     db = str(tmp_path / "shop.db")
-    assert run("event", "create", "gig", "--name", "Gig", "--seats", "A:2x5@5000",
-               "--pool", "standing:100@2500", "--db", db).returncode == 0
+    assert (
+        run(
+            "event",
+            "create",
+            "gig",
+            "--name",
+            "Gig",
+            "--seats",
+            "A:2x5@5000",
+            "--pool",
+            "standing:100@2500",
+            "--db",
+            db,
+        ).returncode
+        == 0
+    )
     assert run("wallet", "create", "alice", "--top-up", "20000", "--db", db).returncode == 0
-    bought = run("buy", "alice", "gig", "--seat", "gig/A/0001/0001", "--seat", "gig/A/0001/0002",
-                 "--db", db)
+    bought = run(
+        "buy", "alice", "gig", "--seat", "gig/A/0001/0001", "--seat", "gig/A/0001/0002", "--db", db
+    )
     assert bought.returncode == 0, bought.stderr
     assert "confirmed" in bought.stdout
     again = run("buy", "alice", "gig", "--seat", "gig/A/0001/0002", "--db", db)

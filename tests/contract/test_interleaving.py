@@ -14,6 +14,7 @@ the barrier is broken (after a timeout the waiting buyer goes on alone) and the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,17 +38,18 @@ class Rendezvous:
     """The pause hook: wait for the other buyer between check and write, if it can come."""
 
     barrier: threading.Barrier = field(
-        default_factory=lambda: threading.Barrier(2, timeout=BARRIER_TIMEOUT_S))
+        default_factory=lambda: threading.Barrier(2, timeout=BARRIER_TIMEOUT_S)
+    )
     reached: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self) -> None:
         with self.lock:
             self.reached += 1
-        try:
+        # A broken barrier means the other buyer is blocked behind our lock: the interleaving
+        # is impossible, so go on alone.
+        with contextlib.suppress(threading.BrokenBarrierError):
             self.barrier.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other buyer is blocked behind our lock: the interleaving is impossible
 
     @property
     def met(self) -> bool:
@@ -57,18 +59,27 @@ class Rendezvous:
 def setup(db: Path, safety_nets: bool) -> None:
     store = open_store(str(db), safety_nets=safety_nets)
     services = build(store)
-    services.catalog.create_event(build_event(
-        "ev", "Show", "EUR", [SeatBlock("A", 1, 1, Money(1_000, "EUR"))],
-        [("standing", 1, Money(500, "EUR"))]))
+    services.catalog.create_event(
+        build_event(
+            "ev",
+            "Show",
+            "EUR",
+            [SeatBlock("A", 1, 1, Money(1_000, "EUR"))],
+            [("standing", 1, Money(500, "EUR"))],
+        )
+    )
     services.wallets.fund_wallets({"a": Money(5_000, "EUR"), "b": Money(5_000, "EUR")})
     store.close()
 
 
-def race_two(db: Path, strategy: str, claim: Claim) -> tuple[Rendezvous, dict[str, object],
-                                                             list[Services]]:
+def race_two(
+    db: Path, strategy: str, claim: Claim
+) -> tuple[Rendezvous, dict[str, object], list[Services]]:
     hook = Rendezvous()
-    buyers = [build(open_store(str(db), create=False), strategy, allow_unsafe=True, pause=hook)
-              for _ in range(2)]
+    buyers = [
+        build(open_store(str(db), create=False), strategy, allow_unsafe=True, pause=hook)
+        for _ in range(2)
+    ]
     outcomes: dict[str, object] = {}
 
     def buy(name: str, services: Services) -> None:
@@ -94,10 +105,10 @@ def pool_sold(db: Path) -> int:
     return open_store(str(db), create=False).snapshot().pools[0].sold
 
 
-@pytest.mark.parametrize("claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)],
-                         ids=["seat", "pool"])
-def test_naive_lets_both_buyers_pass_the_check_and_sells_twice(db_path: Path, claim: Claim
-                                                               ) -> None:
+@pytest.mark.parametrize(
+    "claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)], ids=["seat", "pool"]
+)
+def test_naive_lets_both_buyers_pass_the_check_and_sells_twice(db_path: Path, claim: Claim) -> None:
     setup(db_path, safety_nets=False)
     hook, outcomes, _ = race_two(db_path, "naive", claim)
     assert hook.met and hook.reached == 2
@@ -107,8 +118,9 @@ def test_naive_lets_both_buyers_pass_the_check_and_sells_twice(db_path: Path, cl
         assert pool_sold(db_path) == 1  # the lost update: two tickets, the counter says one
 
 
-def test_with_the_schema_safety_net_naive_fails_the_second_buyer_late_instead(db_path: Path
-                                                                              ) -> None:
+def test_with_the_schema_safety_net_naive_fails_the_second_buyer_late_instead(
+    db_path: Path,
+) -> None:
     setup(db_path, safety_nets=True)
     hook, outcomes, _ = race_two(db_path, "naive", SeatClaim("ev", (SEAT,)))
     assert hook.met  # both passed the check ...
@@ -116,8 +128,9 @@ def test_with_the_schema_safety_net_naive_fails_the_second_buyer_late_instead(db
     assert sum(isinstance(o, ConflictError) for o in outcomes.values()) == 1
 
 
-@pytest.mark.parametrize("claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)],
-                         ids=["seat", "pool"])
+@pytest.mark.parametrize(
+    "claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)], ids=["seat", "pool"]
+)
 def test_optimistic_passes_both_checks_but_only_one_version_checked_write(
     db_path: Path, claim: Claim
 ) -> None:
@@ -130,8 +143,9 @@ def test_optimistic_passes_both_checks_but_only_one_version_checked_write(
 
 
 @pytest.mark.parametrize("strategy", ["atomic", "row-lock"])
-@pytest.mark.parametrize("claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)],
-                         ids=["seat", "pool"])
+@pytest.mark.parametrize(
+    "claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)], ids=["seat", "pool"]
+)
 def test_locking_strategies_make_the_interleaving_impossible(
     db_path: Path, strategy: str, claim: Claim
 ) -> None:

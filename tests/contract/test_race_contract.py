@@ -21,8 +21,9 @@ GUARDED = ["atomic", "row-lock", "optimistic"]
 PROCESSES = 4
 
 
-def race(tmp_path: Path, strategy: str, scenario: Scenario, delay_ms: float = 1.0
-         ) -> tuple[RaceResult, Snapshot]:
+def race(
+    tmp_path: Path, strategy: str, scenario: Scenario, delay_ms: float = 1.0
+) -> tuple[RaceResult, Snapshot]:
     config = RaceConfig(scenario, processes=PROCESSES, threads=8, payment_delay_ms=delay_ms)
     db = tmp_path / f"{strategy}.db"
     result = run_race(config, strategy, db, tmp_path / f"{strategy}.jsonl")
@@ -41,8 +42,9 @@ def valid_tickets_per_seat(snapshot: Snapshot) -> Counter[str]:
 def test_two_hundred_buyers_racing_for_one_seat_produce_exactly_one_ticket(
     tmp_path: Path, strategy: str
 ) -> None:
-    result, snapshot = race(tmp_path, strategy, Scenario("last-seat", 240, seats=1,
-                                                          poor_fraction=0.0))
+    result, snapshot = race(
+        tmp_path, strategy, Scenario("last-seat", 240, seats=1, poor_fraction=0.0)
+    )
     assert result.attempts == 240
     assert result.ok == 1
     assert result.rejected == 239
@@ -51,8 +53,9 @@ def test_two_hundred_buyers_racing_for_one_seat_produce_exactly_one_ticket(
 
 
 def test_naive_sells_the_last_seat_more_than_once(tmp_path: Path) -> None:
-    result, snapshot = race(tmp_path, "naive", Scenario("last-seat", 240, seats=1,
-                                                         poor_fraction=0.0), delay_ms=20.0)
+    result, snapshot = race(
+        tmp_path, "naive", Scenario("last-seat", 240, seats=1, poor_fraction=0.0), delay_ms=20.0
+    )
     assert valid_tickets_per_seat(snapshot)["race/A/0001/0001"] > 1
     assert not result.verdict_ok
     assert "seat_sold_twice" in result.violations
@@ -75,9 +78,7 @@ def test_groups_of_four_adjacent_seats_are_sold_whole_or_not_at_all(
 
 
 @pytest.mark.parametrize("strategy", GUARDED)
-def test_a_general_admission_pool_never_sells_above_capacity(
-    tmp_path: Path, strategy: str
-) -> None:
+def test_a_general_admission_pool_never_sells_above_capacity(tmp_path: Path, strategy: str) -> None:
     scenario = Scenario("ga", 240, capacity=150, max_units=4, poor_fraction=0.1)
     result, snapshot = race(tmp_path, strategy, scenario)
     (pool,) = snapshot.pools
@@ -108,6 +109,11 @@ def test_failed_charges_leave_no_money_taken_and_money_is_conserved(
     revenue = sum(a.balance_minor for a in snapshot.accounts if a.kind == "revenue")
     sold = sum(o.amount_minor for o in snapshot.orders if o.status == "confirmed")
     assert revenue == sold
-    money_kinds = {"standing_charge", "money_not_conserved", "negative_balance",
-                   "double_charge", "charge_without_order"}
+    money_kinds = {
+        "standing_charge",
+        "money_not_conserved",
+        "negative_balance",
+        "double_charge",
+        "charge_without_order",
+    }
     assert not money_kinds & set(result.violations)

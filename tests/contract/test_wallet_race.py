@@ -21,8 +21,10 @@ def test_concurrent_transfers_never_create_or_lose_money_or_go_negative(db_path:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Manager().Barrier(4)
     with ProcessPoolExecutor(4, mp_context=ctx) as pool:
-        futures = [pool.submit(transfer_randomly, str(db_path), BUYERS, 150, seed, barrier)
-                   for seed in range(4)]
+        futures = [
+            pool.submit(transfer_randomly, str(db_path), BUYERS, 150, seed, barrier)
+            for seed in range(4)
+        ]
         moved = sum(f.result() for f in futures)
     snapshot = open_store(str(db_path), create=False).snapshot()
     wallets = [a for a in snapshot.accounts if a.kind == "wallet"]
@@ -31,5 +33,7 @@ def test_concurrent_transfers_never_create_or_lose_money_or_go_negative(db_path:
     transfers = [t for t in snapshot.transfers if t.kind == "transfer"]
     assert len(transfers) == moved > 0
     for account in snapshot.accounts:
-        entries = sum(e.amount_minor for e in snapshot.entries if e.account_id == account.account_id)
+        entries = sum(
+            e.amount_minor for e in snapshot.entries if e.account_id == account.account_id
+        )
         assert entries == account.balance_minor

@@ -396,7 +396,7 @@ def test_a_lapsed_pool_hold_frees_its_units_on_read_before_any_sweeper_runs(shop
 
 @pytest.mark.parametrize("claim", [seats(SEAT_1, SEAT_2), units(CAPACITY)], ids=["seats", "pool"])
 def test_another_buyer_can_buy_the_inventory_of_a_lapsed_hold(shop: Shop, claim: Claim) -> None:
-    """Regression (optimistic only): inventory under a lapsed, not yet swept hold can never be claimed.
+    """Regression (optimistic): inventory under a lapsed, unswept hold could never be claimed.
 
     src/lastseat/concurrency/optimistic.py `attempt`: `release_lapsed_holds` expires the lapsed
     hold inside the write transaction, then raises VersionConflictError, which rolls that very

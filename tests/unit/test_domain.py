@@ -101,7 +101,7 @@ def test_money_refuses_malformed_currency_codes(currency: str) -> None:
 
 
 def test_money_refuses_a_currency_code_with_a_trailing_newline() -> None:
-    """Regression: `^[A-Z]{3}$` lets "EUR\\n" through, because `$` also matches before a final newline.
+    """Regression: `^[A-Z]{3}$` let "EUR\\n" through (`$` matches before a final newline).
 
     src/lastseat/domain/money.py `_CURRENCY` (matched with `.match`): use `re.fullmatch` or
     `\\Z`. The schema's `CHECK (length(currency) = 3)` then refuses the row with a confusing

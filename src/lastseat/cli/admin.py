@@ -18,13 +18,15 @@ from lastseat.domain.money import Money
 
 _BLOCK = re.compile(r"^(?P<section>[^:]+):(?P<rows>\d+)x(?P<per_row>\d+)@(?P<price>\d+)$")
 _POOL = re.compile(r"^(?P<name>[^:]+):(?P<capacity>\d+)@(?P<price>\d+)$")
-_db_option = click.option("--db", default=DEFAULT_DB, show_default=True,
-                          help="SQLite file (or sqlite:///path).")
+_db_option = click.option(
+    "--db", default=DEFAULT_DB, show_default=True, help="SQLite file (or sqlite:///path)."
+)
 
 
 @contextmanager
-def _services(db: str, *, create: bool = False, strategy: str = "atomic",
-              allow_unsafe: bool = False) -> Iterator[Services]:
+def _services(
+    db: str, *, create: bool = False, strategy: str = "atomic", allow_unsafe: bool = False
+) -> Iterator[Services]:
     store = open_store(db, create=create)
     try:
         yield build(store, strategy, allow_unsafe=allow_unsafe)
@@ -37,8 +39,12 @@ def parse_block(spec: str, currency: str) -> SeatBlock:
     match = _BLOCK.match(spec)
     if not match:
         raise ValidationError(f"seat block {spec!r} is not SECTION:ROWSxSEATS@PRICE_MINOR")
-    return SeatBlock(match["section"], int(match["rows"]), int(match["per_row"]),
-                     Money(int(match["price"]), currency))
+    return SeatBlock(
+        match["section"],
+        int(match["rows"]),
+        int(match["per_row"]),
+        Money(int(match["price"]), currency),
+    )
 
 
 def parse_pool(spec: str, currency: str) -> tuple[str, int, Money]:
@@ -61,12 +67,23 @@ def event() -> None:
 @click.option("--seats", "blocks", multiple=True, help="SECTION:ROWSxSEATS@PRICE_MINOR")
 @click.option("--pool", "pools", multiple=True, help="NAME:CAPACITY@PRICE_MINOR")
 @_db_option
-def create_event(event_id: str, name: str, currency: str, blocks: tuple[str, ...],
-                 pools: tuple[str, ...], db: str) -> None:
+def create_event(
+    event_id: str,
+    name: str,
+    currency: str,
+    blocks: tuple[str, ...],
+    pools: tuple[str, ...],
+    db: str,
+) -> None:
     """Put an event with seat blocks and/or pools on sale (creates the database if needed)."""
     check_id("event id", event_id)
-    made = build_event(event_id, name, currency, [parse_block(b, currency) for b in blocks],
-                       [parse_pool(p, currency) for p in pools])
+    made = build_event(
+        event_id,
+        name,
+        currency,
+        [parse_block(b, currency) for b in blocks],
+        [parse_pool(p, currency) for p in pools],
+    )
     with _services(db, create=True) as services:
         services.catalog.create_event(made)
     click.echo(f"event {event_id}: {len(made.seats)} seats, {len(made.pools)} pools")
@@ -80,15 +97,19 @@ def wallet() -> None:
 @wallet.command("create")
 @click.argument("buyer")
 @click.option("--currency", default="EUR", show_default=True)
-@click.option("--top-up", "top_up", type=click.IntRange(min=0), default=0,
-              help="Minor units to bring in.")
+@click.option(
+    "--top-up", "top_up", type=click.IntRange(min=0), default=0, help="Minor units to bring in."
+)
 @_db_option
 def create_wallet(buyer: str, currency: str, top_up: int, db: str) -> None:
     """Open a buyer's wallet."""
     with _services(db, create=True) as services:
         services.wallets.open_wallet(buyer, currency)
-        balance = (services.wallets.top_up(buyer, Money(top_up, currency)) if top_up
-                   else services.wallets.balance(buyer))
+        balance = (
+            services.wallets.top_up(buyer, Money(top_up, currency))
+            if top_up
+            else services.wallets.balance(buyer)
+        )
     click.echo(f"{buyer}: {balance}")
 
 
@@ -134,15 +155,36 @@ def availability(event_id: str, as_json: bool, db: str) -> None:
     with _services(db) as services:
         found = services.booking.availability(event_id)
     if as_json:
-        click.echo(json.dumps({
-            "event_id": found.event_id, "name": found.name,
-            "seats": [{"seat_id": s.seat_id, "section": s.section, "row": s.row,
-                       "number": s.number, "price_minor": s.price.amount_minor,
-                       "available": s.available} for s in found.seats],
-            "pools": [{"pool_id": p.pool_id, "name": p.name, "capacity": p.capacity,
-                       "available": p.available, "price_minor": p.price.amount_minor}
-                      for p in found.pools],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "event_id": found.event_id,
+                    "name": found.name,
+                    "seats": [
+                        {
+                            "seat_id": s.seat_id,
+                            "section": s.section,
+                            "row": s.row,
+                            "number": s.number,
+                            "price_minor": s.price.amount_minor,
+                            "available": s.available,
+                        }
+                        for s in found.seats
+                    ],
+                    "pools": [
+                        {
+                            "pool_id": p.pool_id,
+                            "name": p.name,
+                            "capacity": p.capacity,
+                            "available": p.available,
+                            "price_minor": p.price.amount_minor,
+                        }
+                        for p in found.pools
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"{found.event_id} ({found.name})")
     sections = sorted({s.section for s in found.seats})
@@ -160,12 +202,19 @@ def availability(event_id: str, as_json: bool, db: str) -> None:
 @click.option("--seat", "seat_ids", multiple=True, help="Seat id (repeat for a group).")
 @click.option("--pool", "pool_name", help="Pool name, for general admission.")
 @click.option("--quantity", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--strategy", type=click.Choice(STRATEGY_NAMES), default="atomic",
-              show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGY_NAMES), default="atomic", show_default=True)
 @click.option("--allow-unsafe", is_flag=True, help="Allow the naive strategy.")
 @_db_option
-def buy(buyer: str, event_id: str, seat_ids: tuple[str, ...], pool_name: str | None,
-        quantity: int, strategy: str, allow_unsafe: bool, db: str) -> None:
+def buy(
+    buyer: str,
+    event_id: str,
+    seat_ids: tuple[str, ...],
+    pool_name: str | None,
+    quantity: int,
+    strategy: str,
+    allow_unsafe: bool,
+    db: str,
+) -> None:
     """Quick buy: claim, charge the buyer's wallet and confirm, all or nothing."""
     claim: Claim
     if bool(seat_ids) == bool(pool_name):
@@ -176,8 +225,10 @@ def buy(buyer: str, event_id: str, seat_ids: tuple[str, ...], pool_name: str | N
         claim = SeatClaim(event_id, seat_ids)
     with _services(db, strategy=strategy, allow_unsafe=allow_unsafe) as services:
         purchase = services.booking.quick_buy(buyer, claim)
-    click.echo(f"order {purchase.order.order_id} {purchase.order.status}: "
-               f"{purchase.order.amount}, tickets " + " ".join(t.code for t in purchase.tickets))
+    click.echo(
+        f"order {purchase.order.order_id} {purchase.order.status}: "
+        f"{purchase.order.amount}, tickets " + " ".join(t.code for t in purchase.tickets)
+    )
 
 
 @click.command()

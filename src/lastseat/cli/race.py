@@ -41,46 +41,108 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command()
-@click.option("--scenario", type=click.Choice(SCENARIOS), default="last-seat", show_default=True,
-              help="last-seat: 1 seat; rush: many seats, hot ones; group: k adjacent seats; "
-                   "ga: a general-admission pool.")
-@click.option("--strategy", "strategies", multiple=True, default=("all",), show_default=True,
-              help=f"all, or one or more of: {', '.join(STRATEGY_NAMES)} (repeat or comma-separate).")
+@click.option(
+    "--scenario",
+    type=click.Choice(SCENARIOS),
+    default="last-seat",
+    show_default=True,
+    help="last-seat: 1 seat; rush: many seats, hot ones; group: k adjacent seats; "
+    "ga: a general-admission pool.",
+)
+@click.option(
+    "--strategy",
+    "strategies",
+    multiple=True,
+    default=("all",),
+    show_default=True,
+    help=f"all, or one or more of: {', '.join(STRATEGY_NAMES)} (repeat or comma-separate).",
+)
 @click.option("--buyers", type=_POSITIVE, help="Concurrent buyers (scenario default if omitted).")
 @click.option("--seats", type=_POSITIVE, help="Assigned seats (last-seat, rush, group).")
 @click.option("--capacity", type=_NON_NEGATIVE, help="Pool capacity (ga).")
 @click.option("--group-size", type=_POSITIVE, help="Adjacent seats each buyer wants (group).")
 @click.option("--skew", type=click.FloatRange(min=1.0), help="Hot-seat skew, 1 = uniform.")
-@click.option("--poor-buyers", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
-              help="Fraction of buyers whose wallet is one cent short (their charge fails).")
-@click.option("--processes", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Worker OS processes.")
-@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Concurrent buyers (threads, own connections) per process.")
-@click.option("--payment-delay-ms", type=click.FloatRange(0.0, 10_000.0), default=2.0,
-              show_default=True, help="Time the payment takes, between check and mark-sold.")
+@click.option(
+    "--poor-buyers",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.05,
+    show_default=True,
+    help="Fraction of buyers whose wallet is one cent short (their charge fails).",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Worker OS processes.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Concurrent buyers (threads, own connections) per process.",
+)
+@click.option(
+    "--payment-delay-ms",
+    type=click.FloatRange(0.0, 10_000.0),
+    default=2.0,
+    show_default=True,
+    help="Time the payment takes, between check and mark-sold.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the buyer plan.")
-@click.option("--sync", "synchronous", type=click.Choice(["normal", "full"]), default="normal",
-              show_default=True, help="SQLite synchronous mode of the race databases.")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Keep the race database here (a new file; one per strategy if several).")
-@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Keep the history (JSON Lines) here (one per strategy if several).")
-@click.option("--allow-unsafe", is_flag=True,
-              help="Allow `naive` on a database you keep (--db); throwaway races allow it.")
+@click.option(
+    "--sync",
+    "synchronous",
+    type=click.Choice(["normal", "full"]),
+    default="normal",
+    show_default=True,
+    help="SQLite synchronous mode of the race databases.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the race database here (a new file; one per strategy if several).",
+)
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the history (JSON Lines) here (one per strategy if several).",
+)
+@click.option(
+    "--allow-unsafe",
+    is_flag=True,
+    help="Allow `naive` on a database you keep (--db); throwaway races allow it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def race(
-    scenario: str, strategies: tuple[str, ...], buyers: int | None, seats: int | None,
-    capacity: int | None, group_size: int | None, skew: float | None, poor_buyers: float,
-    processes: int, threads: int, payment_delay_ms: float, seed: int, synchronous: str,
-    db_path: Path | None, history_path: Path | None, allow_unsafe: bool, as_json: bool,
+    scenario: str,
+    strategies: tuple[str, ...],
+    buyers: int | None,
+    seats: int | None,
+    capacity: int | None,
+    group_size: int | None,
+    skew: float | None,
+    poor_buyers: float,
+    processes: int,
+    threads: int,
+    payment_delay_ms: float,
+    seed: int,
+    synchronous: str,
+    db_path: Path | None,
+    history_path: Path | None,
+    allow_unsafe: bool,
+    as_json: bool,
 ) -> int:
     """Race concurrent buyers against each strategy and check every invariant."""
     names = parse_strategies(strategies)
     if "naive" in names and db_path is not None and not allow_unsafe:
         raise UnsafeStrategyError(
             "strategy 'naive' sells seats twice on purpose; pass --allow-unsafe to keep its "
-            "database, or drop --db")
+            "database, or drop --db"
+        )
     base = default_scenario(scenario)
     chosen = replace(
         base,
@@ -108,28 +170,34 @@ def _on_terminal() -> bool:
     return Console().is_terminal
 
 
-def _run_one(config: RaceConfig, name: str, db: Path, hist: Path, console: Console,
-             quiet: bool) -> RaceResult:
+def _run_one(
+    config: RaceConfig, name: str, db: Path, hist: Path, console: Console, quiet: bool
+) -> RaceResult:
     with _progress(console, f"{name:<10}", config.scenario.buyers, enabled=not quiet) as tick:
         return run_race(config, name, db, hist, on_progress=tick)
 
 
 def _print_summary(results: list[RaceResult], config: RaceConfig, console: Console) -> None:
     s = config.scenario
-    title = (f"lastseat race: {s.name}, {s.buyers} buyers, {config.processes} processes x "
-             f"{config.threads} threads, payment {config.payment_delay_ms:g} ms, seed "
-             f"{config.seed}")
+    title = (
+        f"lastseat race: {s.name}, {s.buyers} buyers, {config.processes} processes x "
+        f"{config.threads} threads, payment {config.payment_delay_ms:g} ms, seed "
+        f"{config.seed}"
+    )
     render_table(results, console, title)
     if any(r.strategy == "naive" for r in results):
-        console.print("naive ran without the schema's safety net (one valid ticket per seat), "
-                      "so the race shows what an unguarded check-then-write does.")
+        console.print(
+            "naive ran without the schema's safety net (one valid ticket per seat), "
+            "so the race shows what an unguarded check-then-write does."
+        )
     kept = [r for r in results if not r.db_path.startswith(tempfile.gettempdir())]
     for r in kept:
         console.print(f"{r.strategy}: history {r.history_path}, database {r.db_path}")
 
 
-def _paths(name: str, names: list[str], scratch: Path, db: Path | None,
-           history: Path | None) -> tuple[Path, Path]:
+def _paths(
+    name: str, names: list[str], scratch: Path, db: Path | None, history: Path | None
+) -> tuple[Path, Path]:
     several = len(names) > 1
     db_file = _variant(db, name, several) if db else scratch / f"{name}.db"
     hist_file = _variant(history, name, several) if history else db_file.with_suffix(".jsonl")
@@ -152,13 +220,18 @@ def _workdir() -> Iterator[Path]:
 
 
 @contextmanager
-def _progress(console: Console, label: str, total: int, *,
-              enabled: bool) -> Iterator[Callable[[int], None]]:
+def _progress(
+    console: Console, label: str, total: int, *, enabled: bool
+) -> Iterator[Callable[[int], None]]:
     if not enabled or not console.is_terminal:
         yield lambda done: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
@@ -166,8 +239,12 @@ def _progress(console: Console, label: str, total: int, *,
 
 @click.command("check")
 @click.argument("history", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="The run's database (default: HISTORY with a .db suffix).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The run's database (default: HISTORY with a .db suffix).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def check_command(history: Path, db_path: Path | None, as_json: bool) -> int:
     """Re-check a saved race: its history against its final database state."""
@@ -180,17 +257,29 @@ def check_command(history: Path, db_path: Path | None, as_json: bool) -> int:
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({
-            "ok": verdict.ok, "operations": len(operations), "tickets_sold": verdict.tickets_sold,
-            "oversold": verdict.oversold, "double_charges": verdict.double_charges,
-            "violations": [{"kind": v.kind, "detail": v.detail} for v in verdict.violations],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": verdict.ok,
+                    "operations": len(operations),
+                    "tickets_sold": verdict.tickets_sold,
+                    "oversold": verdict.oversold,
+                    "double_charges": verdict.double_charges,
+                    "violations": [
+                        {"kind": v.kind, "detail": v.detail} for v in verdict.violations
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         for v in verdict.violations[:50]:
             click.echo(f"{v.kind}: {v.detail}")
         more = len(verdict.violations) - 50
         if more > 0:
             click.echo(f"... and {more} more")
-        click.echo(f"{len(operations)} operations, {verdict.tickets_sold} tickets, "
-                   f"{'OK' if verdict.ok else 'VIOLATED'}")
+        click.echo(
+            f"{len(operations)} operations, {verdict.tickets_sold} tickets, "
+            f"{'OK' if verdict.ok else 'VIOLATED'}"
+        )
     return 0 if verdict.ok else 1

@@ -93,8 +93,13 @@ class SeatBlock:
     def seats(self, event_id: str) -> list[Seat]:
         """Every seat of the block, in lock order."""
         return [
-            Seat(seat_id_for(event_id, self.section, row, number), self.section, row, number,
-                 self.price)
+            Seat(
+                seat_id_for(event_id, self.section, row, number),
+                self.section,
+                row,
+                number,
+                self.price,
+            )
             for row in range(1, self.rows + 1)
             for number in range(1, self.seats_per_row + 1)
         ]

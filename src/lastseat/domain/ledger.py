@@ -74,8 +74,10 @@ class Transfer:
 
     def entries(self) -> tuple[tuple[str, int], tuple[str, int]]:
         """The two ledger entries (account, signed amount) that record this transfer."""
-        return (self.source, -self.amount.amount_minor), (self.destination,
-                                                          self.amount.amount_minor)
+        return (self.source, -self.amount.amount_minor), (
+            self.destination,
+            self.amount.amount_minor,
+        )
 
 
 @dataclass(slots=True)

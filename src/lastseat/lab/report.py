@@ -12,11 +12,21 @@ from rich.table import Table
 from lastseat.lab.runner import RaceResult
 
 _COLUMNS = (
-    ("strategy", "left"), ("tickets", "right"), ("oversold", "right"),
-    ("double charged", "right"), ("attempts", "right"), ("ok", "right"),
-    ("rejected", "right"), ("errors", "right"), ("retries", "right"),
-    ("lock waits", "right"), ("attempts/s", "right"), ("buys/s", "right"),
-    ("p50 ms", "right"), ("p99 ms", "right"), ("checker", "left"),
+    ("strategy", "left"),
+    ("tickets", "right"),
+    ("oversold", "right"),
+    ("double charged", "right"),
+    ("attempts", "right"),
+    ("ok", "right"),
+    ("rejected", "right"),
+    ("errors", "right"),
+    ("retries", "right"),
+    ("lock waits", "right"),
+    ("attempts/s", "right"),
+    ("buys/s", "right"),
+    ("p50 ms", "right"),
+    ("p99 ms", "right"),
+    ("checker", "left"),
 )
 
 

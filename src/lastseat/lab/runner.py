@@ -74,8 +74,9 @@ class RaceResult:
 
 def prepare(config: RaceConfig, strategy: str, db_path: Path) -> list[Any]:
     """Create the race database: event and funded wallets. Returns the buyer plans."""
-    store = open_store(str(db_path), safety_nets=strategy != "naive",
-                       synchronous=config.synchronous)
+    store = open_store(
+        str(db_path), safety_nets=strategy != "naive", synchronous=config.synchronous
+    )
     try:
         services = build(store, "atomic")
         services.catalog.create_event(config.scenario.event())
@@ -97,8 +98,16 @@ def run_race(
     plans = prepare(config, strategy, db_path)
     parts = [history_path.with_suffix(f".part{i}.jsonl") for i in range(config.processes)]
     jobs = [
-        WorkerJob(i, str(db_path), strategy, plans[i :: config.processes], config.threads,
-                  config.payment_delay_ms, str(parts[i]), config.synchronous)
+        WorkerJob(
+            i,
+            str(db_path),
+            strategy,
+            plans[i :: config.processes],
+            config.threads,
+            config.payment_delay_ms,
+            str(parts[i]),
+            config.synchronous,
+        )
         for i in range(config.processes)
     ]
     results = _run_processes(jobs, on_progress)
@@ -116,8 +125,10 @@ def _run_processes(jobs: list[WorkerJob], on_progress: Callable[[int], None]) ->
     barrier = ctx.Barrier(len(jobs))
     progress = ctx.Value("q", 0)
     outbox: Any = ctx.Queue()
-    procs = [ctx.Process(target=_entry, args=(job, barrier, progress, outbox), daemon=True)
-             for job in jobs]
+    procs = [
+        ctx.Process(target=_entry, args=(job, barrier, progress, outbox), daemon=True)
+        for job in jobs
+    ]
     for proc in procs:
         proc.start()
     results: list[WorkerResult] = []
@@ -128,9 +139,7 @@ def _run_processes(jobs: list[WorkerJob], on_progress: Callable[[int], None]) ->
             try:
                 kind, payload = outbox.get(timeout=0.1)
             except queue.Empty:
-                if time.monotonic() > deadline or any(
-                    p.exitcode not in (None, 0) for p in procs
-                ):
+                if time.monotonic() > deadline or any(p.exitcode not in (None, 0) for p in procs):
                     raise LabError("a race worker died without reporting") from None
                 continue
             if kind == "error":
@@ -148,7 +157,7 @@ def _run_processes(jobs: list[WorkerJob], on_progress: Callable[[int], None]) ->
 def _entry(job: WorkerJob, barrier: Any, progress: Any, outbox: Any) -> None:
     try:
         outbox.put(("result", run_worker(job, barrier, progress)))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which fails the run
+    except BaseException:
         outbox.put(("error", traceback.format_exc()))
 
 
@@ -175,8 +184,9 @@ def _summarize(
     failures = Counter(op.error for op in history if op.type == "fail")
     rejected = sum(n for error, n in failures.items() if error in REJECTIONS)
     counters = StrategyStatistics.merged([r.statistics for r in results])
-    elapsed_s = max(1e-9, (max(r.finished_ns for r in results)
-                           - min(r.started_ns for r in results)) / 1e9)
+    elapsed_s = max(
+        1e-9, (max(r.finished_ns for r in results) - min(r.started_ns for r in results)) / 1e9
+    )
     latencies = sorted(n for r in results for n in r.latencies_ns)
     return RaceResult(
         strategy=strategy,

@@ -47,7 +47,9 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if self.name not in SCENARIOS:
-            raise ValidationError(f"unknown scenario {self.name!r}; choose from {', '.join(SCENARIOS)}")
+            raise ValidationError(
+                f"unknown scenario {self.name!r}; choose from {', '.join(SCENARIOS)}"
+            )
         if not 1 <= self.buyers <= MAX_BUYERS:
             raise ValidationError(f"buyers must be 1..{MAX_BUYERS}")
         if self.seats < 1 or self.capacity < 0 or self.group_size < 1 or self.max_units < 1:
@@ -67,11 +69,13 @@ class Scenario:
     def event(self) -> Event:
         """The event the race sells."""
         if self.name == "ga":
-            return build_event(EVENT_ID, "Race", CURRENCY, [], [(POOL_NAME, self.capacity,
-                                                               UNIT_PRICE)])
+            return build_event(
+                EVENT_ID, "Race", CURRENCY, [], [(POOL_NAME, self.capacity, UNIT_PRICE)]
+            )
         rows = -(-self.seats // self.row_length)
-        seats = build_event(EVENT_ID, "Race", CURRENCY,
-                            [SeatBlock(SECTION, rows, self.row_length, SEAT_PRICE)], []).seats
+        seats = build_event(
+            EVENT_ID, "Race", CURRENCY, [SeatBlock(SECTION, rows, self.row_length, SEAT_PRICE)], []
+        ).seats
         return Event(EVENT_ID, "Race", CURRENCY, seats[: self.seats])
 
     def plan(self, seed: int) -> list[BuyerPlan]:
@@ -81,7 +85,8 @@ class Scenario:
         for index in range(self.buyers):
             claim = self._claim(rng)
             price = (UNIT_PRICE if isinstance(claim, PoolClaim) else SEAT_PRICE).times(
-                claim.quantity)
+                claim.quantity
+            )
             poor = rng.random() < self.poor_fraction
             wallet = Money(price.amount_minor - 1, CURRENCY) if poor else price
             plans.append(BuyerPlan(f"buyer-{index:06d}", claim, wallet))
@@ -103,8 +108,9 @@ class Scenario:
         last_in_row = min(row_length, self.seats - row * row_length)
         start = rng.randint(0, max(0, last_in_row - self.group_size))
         size = min(self.group_size, last_in_row)
-        return SeatClaim(EVENT_ID, tuple(self._seat(row * row_length + start + k)
-                                         for k in range(size)))
+        return SeatClaim(
+            EVENT_ID, tuple(self._seat(row * row_length + start + k) for k in range(size))
+        )
 
     def _seat(self, index: int) -> str:
         row, number = divmod(index, self.row_length)

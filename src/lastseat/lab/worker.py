@@ -8,6 +8,7 @@ does not shape the interleavings being measured.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from lastseat.domain.errors import (
 from lastseat.domain.holds import SeatClaim
 from lastseat.lab.history import Operation, OpType, write_history
 from lastseat.lab.scenarios import BuyerPlan
+from lastseat.service.booking import BookingService
 from lastseat.service.ports import Pause, no_pause
 
 BARRIER_TIMEOUT_S = 120.0
@@ -81,7 +83,7 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
                 plan = next(next_buyer, None)
             if plan is None:
                 return
-            recorder.attempt(plan, lambda p=plan: _buy(services.booking, p))
+            recorder.attempt(plan, functools.partial(_buy, services.booking, plan))
             with progress.get_lock():
                 progress.value += 1
 
@@ -108,7 +110,7 @@ def _pause_for(job: WorkerJob) -> Pause:
     return take_money
 
 
-def _buy(booking: Any, plan: BuyerPlan) -> tuple[str, tuple[str, ...]]:
+def _buy(booking: BookingService, plan: BuyerPlan) -> tuple[str, tuple[str, ...]]:
     purchase = booking.quick_buy(plan.buyer_id, plan.claim)
     return purchase.order.order_id, tuple(t.code for t in purchase.tickets)
 
@@ -134,20 +136,40 @@ class _Recorder:
         except LastseatError as exc:
             kind, error = _classify(exc)
             self._add(kind, op_id, plan, error=error)
-        except Exception as exc:  # noqa: BLE001 - an unknown outcome is recorded, not hidden
+        except Exception as exc:
             self._add("info", op_id, plan, error=f"{type(exc).__name__}: {exc}")
         else:
             self._add("ok", op_id, plan, order_id=order_id, codes=codes)
         with self._lock:
             self.latencies_ns.append(time.monotonic_ns() - started)
 
-    def _add(self, kind: OpType, op_id: str, plan: BuyerPlan, *, error: str | None = None,
-             order_id: str | None = None, codes: tuple[str, ...] = ()) -> None:
+    def _add(
+        self,
+        kind: OpType,
+        op_id: str,
+        plan: BuyerPlan,
+        *,
+        error: str | None = None,
+        order_id: str | None = None,
+        codes: tuple[str, ...] = (),
+    ) -> None:
         claim = plan.claim
         seat_ids = claim.seat_ids if isinstance(claim, SeatClaim) else ()
         pool_id = None if isinstance(claim, SeatClaim) else claim.pool_id
-        op = Operation(kind, op_id, self.process, plan.buyer_id, time.monotonic_ns(), "buy",
-                       seat_ids, pool_id, claim.quantity, order_id, codes, error)
+        op = Operation(
+            kind,
+            op_id,
+            self.process,
+            plan.buyer_id,
+            time.monotonic_ns(),
+            "buy",
+            seat_ids,
+            pool_id,
+            claim.quantity,
+            order_id,
+            codes,
+            error,
+        )
         with self._lock:
             self.operations.append(op)
 

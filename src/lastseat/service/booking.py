@@ -107,12 +107,12 @@ class BookingService:
             return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(hold.claim), now))
 
         try:
-            return self.strategy.claim(self.store, hold.claim, Stage.SOLD, hold.hold_id, now,
-                                       finish)
+            return self.strategy.claim(
+                self.store, hold.claim, Stage.SOLD, hold.hold_id, now, finish
+            )
         except UnavailableError as exc:
             raise HoldExpiredError(
-                f"hold {hold.hold_id} expired and its inventory was sold meanwhile; "
-                "nothing charged"
+                f"hold {hold.hold_id} expired and its inventory was sold meanwhile; nothing charged"
             ) from exc
 
     def release_hold(self, buyer_id: str, hold_id: str) -> Hold:
@@ -142,8 +142,14 @@ class BookingService:
             if hold is not None:
                 tx.release_inventory(hold, Stage.SOLD)
             tx.post_transfer(
-                Transfer(new_id("trf"), TransferKind.REFUND, revenue_account(order.amount.currency),
-                         wallet_account(buyer_id), order.amount, order_id)
+                Transfer(
+                    new_id("trf"),
+                    TransferKind.REFUND,
+                    revenue_account(order.amount.currency),
+                    wallet_account(buyer_id),
+                    order.amount,
+                    order_id,
+                )
             )
             return refunded
 
@@ -179,8 +185,16 @@ class BookingService:
 
 def now_order(hold: Hold, price: Money, now: datetime) -> Order:
     """A new pending order for everything a hold claims."""
-    return Order(new_id("ord"), hold.buyer_id, hold.claim.event_id, hold.hold_id,
-                 OrderStatus.PENDING_PAYMENT, price, hold.claim.quantity, now)
+    return Order(
+        new_id("ord"),
+        hold.buyer_id,
+        hold.claim.event_id,
+        hold.hold_id,
+        OrderStatus.PENDING_PAYMENT,
+        price,
+        hold.claim.quantity,
+        now,
+    )
 
 
 def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
@@ -190,11 +204,18 @@ def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
     if wallet is None:
         raise NotFoundError(f"buyer {hold.buyer_id} has no wallet")
     if wallet.currency != currency:
-        raise ValidationError(f"buyer {hold.buyer_id} pays in {wallet.currency}, "
-                              f"the event sells in {currency}")
+        raise ValidationError(
+            f"buyer {hold.buyer_id} pays in {wallet.currency}, the event sells in {currency}"
+        )
     tx.post_transfer(
-        Transfer(new_id("trf"), TransferKind.PURCHASE, wallet_account(hold.buyer_id),
-                 revenue_account(currency), order.amount, order.order_id)
+        Transfer(
+            new_id("trf"),
+            TransferKind.PURCHASE,
+            wallet_account(hold.buyer_id),
+            revenue_account(currency),
+            order.amount,
+            order.order_id,
+        )
     )
     confirmed = order.to(OrderStatus.CONFIRMED)
     tx.insert_order(confirmed)
@@ -205,7 +226,13 @@ def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
 
 def _tickets_for(order: Order, claim: Claim) -> list[Ticket]:
     if isinstance(claim, SeatClaim):
-        return [Ticket(new_id("tkt"), order.order_id, order.event_id, seat_id, None,
-                       new_ticket_code()) for seat_id in claim.seat_ids]
-    return [Ticket(new_id("tkt"), order.order_id, order.event_id, None, claim.pool_id,
-                   new_ticket_code()) for _ in range(claim.quantity)]
+        return [
+            Ticket(new_id("tkt"), order.order_id, order.event_id, seat_id, None, new_ticket_code())
+            for seat_id in claim.seat_ids
+        ]
+    return [
+        Ticket(
+            new_id("tkt"), order.order_id, order.event_id, None, claim.pool_id, new_ticket_code()
+        )
+        for _ in range(claim.quantity)
+    ]

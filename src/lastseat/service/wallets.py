@@ -35,13 +35,23 @@ class WalletService:
 
     def top_up(self, buyer_id: str, amount: Money) -> Money:
         """Bring money in from the outside world; return the new balance."""
-        return self._move(TransferKind.TOP_UP, world_account(amount.currency),
-                          wallet_account(buyer_id), amount, open_source=True)
+        return self._move(
+            TransferKind.TOP_UP,
+            world_account(amount.currency),
+            wallet_account(buyer_id),
+            amount,
+            open_source=True,
+        )
 
     def transfer(self, from_buyer: str, to_buyer: str, amount: Money) -> Money:
         """Move money between two wallets; return the payer's new balance."""
-        self._move(TransferKind.TRANSFER, wallet_account(from_buyer), wallet_account(to_buyer),
-                   amount, open_source=False)
+        self._move(
+            TransferKind.TRANSFER,
+            wallet_account(from_buyer),
+            wallet_account(to_buyer),
+            amount,
+            open_source=False,
+        )
         return self.balance(from_buyer)
 
     def fund_wallets(self, amounts: dict[str, Money]) -> None:
@@ -49,13 +59,20 @@ class WalletService:
         with self.store.write() as tx:
             for buyer_id, amount in amounts.items():
                 check_id("buyer id", buyer_id)
-                tx.ensure_account(world_account(amount.currency), AccountKind.WORLD,
-                                  amount.currency)
+                tx.ensure_account(
+                    world_account(amount.currency), AccountKind.WORLD, amount.currency
+                )
                 tx.ensure_account(wallet_account(buyer_id), AccountKind.WALLET, amount.currency)
                 if amount.is_positive():
-                    tx.post_transfer(Transfer(new_id("trf"), TransferKind.TOP_UP,
-                                              world_account(amount.currency),
-                                              wallet_account(buyer_id), amount))
+                    tx.post_transfer(
+                        Transfer(
+                            new_id("trf"),
+                            TransferKind.TOP_UP,
+                            world_account(amount.currency),
+                            wallet_account(buyer_id),
+                            amount,
+                        )
+                    )
 
     def balance(self, buyer_id: str) -> Money:
         """A wallet's balance."""
@@ -66,7 +83,12 @@ class WalletService:
         return found
 
     def _move(
-        self, kind: TransferKind, source: str, destination: str, amount: Money, *,
+        self,
+        kind: TransferKind,
+        source: str,
+        destination: str,
+        amount: Money,
+        *,
         open_source: bool,
     ) -> Money:
         transfer = Transfer(new_id("trf"), kind, source, destination, amount)

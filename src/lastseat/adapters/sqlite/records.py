@@ -45,8 +45,15 @@ def load_hold(conn: sqlite3.Connection, hold_id: str) -> Hold | None:
             "SELECT seat_id FROM hold_seats WHERE hold_id = ? ORDER BY seat_id", (hold_id,)
         ).fetchall()
         claim = SeatClaim(event_id, tuple(s[0] for s in seats))
-    return Hold(hold_id, buyer_id, claim, HoldStatus(status), from_us(created_us),
-                from_us(expires_us), fence)
+    return Hold(
+        hold_id,
+        buyer_id,
+        claim,
+        HoldStatus(status),
+        from_us(created_us),
+        from_us(expires_us),
+        fence,
+    )
 
 
 def price_of(conn: sqlite3.Connection, claim: Claim) -> Money:
@@ -73,9 +80,17 @@ def insert_order(conn: sqlite3.Connection, order: Order) -> None:
     conn.execute(
         "INSERT INTO orders (order_id, buyer_id, event_id, hold_id, status, amount_minor,"
         " currency, quantity, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (order.order_id, order.buyer_id, order.event_id, order.hold_id, order.status.value,
-         order.amount.amount_minor, order.amount.currency, order.quantity,
-         _us(order.created_at)),
+        (
+            order.order_id,
+            order.buyer_id,
+            order.event_id,
+            order.hold_id,
+            order.status.value,
+            order.amount.amount_minor,
+            order.amount.currency,
+            order.quantity,
+            _us(order.created_at),
+        ),
     )
 
 
@@ -88,8 +103,16 @@ def load_order(conn: sqlite3.Connection, order_id: str) -> Order | None:
     ).fetchone()
     if row is None:
         return None
-    return Order(row[0], row[1], row[2], row[3], OrderStatus(row[4]), Money(row[5], row[6]),
-                 row[7], from_us(row[8]))
+    return Order(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        OrderStatus(row[4]),
+        Money(row[5], row[6]),
+        row[7],
+        from_us(row[8]),
+    )
 
 
 def insert_tickets(conn: sqlite3.Connection, tickets: Sequence[Ticket]) -> None:
@@ -97,8 +120,10 @@ def insert_tickets(conn: sqlite3.Connection, tickets: Sequence[Ticket]) -> None:
     conn.executemany(
         "INSERT INTO tickets (ticket_id, order_id, event_id, seat_id, pool_id, code, status)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(t.ticket_id, t.order_id, t.event_id, t.seat_id, t.pool_id, t.code, t.status.value)
-         for t in tickets],
+        [
+            (t.ticket_id, t.order_id, t.event_id, t.seat_id, t.pool_id, t.code, t.status.value)
+            for t in tickets
+        ],
     )
 
 
@@ -118,8 +143,15 @@ def insert_transfer(conn: sqlite3.Connection, transfer: Transfer) -> None:
         "INSERT INTO transfers (transfer_id, kind, source, destination, amount_minor, currency,"
         " order_id, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?,"
         " CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))",
-        (transfer.transfer_id, transfer.kind.value, transfer.source, transfer.destination,
-         transfer.amount.amount_minor, transfer.amount.currency, transfer.order_id),
+        (
+            transfer.transfer_id,
+            transfer.kind.value,
+            transfer.source,
+            transfer.destination,
+            transfer.amount.amount_minor,
+            transfer.amount.currency,
+            transfer.order_id,
+        ),
     )
     conn.executemany(
         "INSERT INTO ledger_entries (transfer_id, account_id, amount_minor) VALUES (?, ?, ?)",
@@ -137,13 +169,17 @@ def insert_event(conn: sqlite3.Connection, event: Event) -> None:
     conn.executemany(
         "INSERT INTO seats (seat_id, event_id, section, row_number, number, price_minor)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        [(s.seat_id, event.event_id, s.section, s.row, s.number, s.price.amount_minor)
-         for s in event.seats],
+        [
+            (s.seat_id, event.event_id, s.section, s.row, s.number, s.price.amount_minor)
+            for s in event.seats
+        ],
     )
     conn.executemany(
         "INSERT INTO pools (pool_id, event_id, name, capacity, price_minor) VALUES (?, ?, ?, ?, ?)",
-        [(p.pool_id, event.event_id, p.name, p.capacity, p.price.amount_minor)
-         for p in event.pools],
+        [
+            (p.pool_id, event.event_id, p.name, p.capacity, p.price.amount_minor)
+            for p in event.pools
+        ],
     )
 
 

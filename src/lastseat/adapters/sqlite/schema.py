@@ -70,7 +70,8 @@ def migrate(conn: sqlite3.Connection, *, safety_nets: bool) -> int:
         if version == 0:
             conn.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             conn.execute(
-                "INSERT INTO schema_meta VALUES ('safety_nets', ?)", ("on" if safety_nets else "off",)
+                "INSERT INTO schema_meta VALUES ('safety_nets', ?)",
+                ("on" if safety_nets else "off",),
             )
             conn.execute("INSERT INTO schema_meta VALUES ('version', '0')")
         nets = safety_nets_enabled(conn)

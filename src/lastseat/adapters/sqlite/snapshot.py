@@ -25,25 +25,44 @@ def read_snapshot(conn: sqlite3.Connection) -> Snapshot:
     for hold_id, seat_id in q("SELECT hold_id, seat_id FROM hold_seats ORDER BY seat_id"):
         hold_seats[hold_id].append(seat_id)
     return Snapshot(
-        seats=tuple(SeatRow(*r) for r in q(
-            "SELECT seat_id, event_id, status, hold_id, price_minor FROM seats")),
-        pools=tuple(PoolRow(*r) for r in q(
-            "SELECT pool_id, event_id, capacity, held, sold, price_minor FROM pools")),
+        seats=tuple(
+            SeatRow(*r)
+            for r in q("SELECT seat_id, event_id, status, hold_id, price_minor FROM seats")
+        ),
+        pools=tuple(
+            PoolRow(*r)
+            for r in q("SELECT pool_id, event_id, capacity, held, sold, price_minor FROM pools")
+        ),
         holds=tuple(
             HoldRow(r[0], r[1], r[2], tuple(hold_seats.get(r[0], ())), r[3], r[4], r[5])
-            for r in q("SELECT hold_id, buyer_id, status, pool_id, quantity, expires_at_us"
-                       " FROM holds")
+            for r in q(
+                "SELECT hold_id, buyer_id, status, pool_id, quantity, expires_at_us FROM holds"
+            )
         ),
-        orders=tuple(OrderRow(*r) for r in q(
-            "SELECT order_id, buyer_id, hold_id, status, amount_minor, currency, quantity"
-            " FROM orders")),
-        tickets=tuple(TicketRow(*r) for r in q(
-            "SELECT ticket_id, order_id, seat_id, pool_id, code, status FROM tickets")),
-        accounts=tuple(AccountRow(*r) for r in q(
-            "SELECT account_id, kind, currency, balance_minor FROM accounts")),
-        transfers=tuple(TransferRow(*r) for r in q(
-            "SELECT transfer_id, kind, source, destination, amount_minor, currency, order_id"
-            " FROM transfers")),
-        entries=tuple(EntryRow(*r) for r in q(
-            "SELECT transfer_id, account_id, amount_minor FROM ledger_entries")),
+        orders=tuple(
+            OrderRow(*r)
+            for r in q(
+                "SELECT order_id, buyer_id, hold_id, status, amount_minor, currency, quantity"
+                " FROM orders"
+            )
+        ),
+        tickets=tuple(
+            TicketRow(*r)
+            for r in q("SELECT ticket_id, order_id, seat_id, pool_id, code, status FROM tickets")
+        ),
+        accounts=tuple(
+            AccountRow(*r)
+            for r in q("SELECT account_id, kind, currency, balance_minor FROM accounts")
+        ),
+        transfers=tuple(
+            TransferRow(*r)
+            for r in q(
+                "SELECT transfer_id, kind, source, destination, amount_minor, currency, order_id"
+                " FROM transfers"
+            )
+        ),
+        entries=tuple(
+            EntryRow(*r)
+            for r in q("SELECT transfer_id, account_id, amount_minor FROM ledger_entries")
+        ),
     )

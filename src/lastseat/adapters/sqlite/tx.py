@@ -52,9 +52,7 @@ class SqliteTx:
             tuple(seat_ids),
         ).fetchall()
         now_us = to_us(now)
-        found = {
-            r[0]: SeatState(r[0], _effective(r[1], r[3], r[4], now_us), r[2]) for r in rows
-        }
+        found = {r[0]: SeatState(r[0], _effective(r[1], r[3], r[4], now_us), r[2]) for r in rows}
         return [found[s] for s in seat_ids if s in found]
 
     def read_pool(self, pool_id: str, now: datetime) -> PoolState | None:
@@ -137,8 +135,7 @@ class SqliteTx:
     def write_pool(self, pool_id: str, column: Stage, value: int) -> None:
         """Overwrite a pool counter with a value computed from an earlier read (unguarded)."""
         self._conn.execute(
-            f"UPDATE pools SET {_POOL_COLUMN[column]} = ?, version = version + 1"
-            " WHERE pool_id = ?",
+            f"UPDATE pools SET {_POOL_COLUMN[column]} = ?, version = version + 1 WHERE pool_id = ?",
             (value, pool_id),
         )
 
@@ -172,8 +169,17 @@ class SqliteTx:
         self._conn.execute(
             "INSERT INTO holds (hold_id, fence, event_id, buyer_id, status, pool_id, quantity,"
             " created_at_us, expires_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (hold.hold_id, fence, claim.event_id, hold.buyer_id, hold.status.value, pool_id,
-             claim.quantity, to_us(hold.created_at), to_us(hold.expires_at)),
+            (
+                hold.hold_id,
+                fence,
+                claim.event_id,
+                hold.buyer_id,
+                hold.status.value,
+                pool_id,
+                claim.quantity,
+                to_us(hold.created_at),
+                to_us(hold.expires_at),
+            ),
         )
         if isinstance(claim, SeatClaim):
             self._conn.executemany(
@@ -188,10 +194,13 @@ class SqliteTx:
 
     def move_hold(self, hold_id: str, old: HoldStatus, new: HoldStatus) -> bool:
         """Conditional status change; False if someone else moved it first."""
-        return self._conn.execute(
-            "UPDATE holds SET status = ? WHERE hold_id = ? AND status = ?",
-            (new.value, hold_id, old.value),
-        ).rowcount == 1
+        return (
+            self._conn.execute(
+                "UPDATE holds SET status = ? WHERE hold_id = ? AND status = ?",
+                (new.value, hold_id, old.value),
+            ).rowcount
+            == 1
+        )
 
     def lapsed_hold_ids(self, now: datetime, limit: int) -> list[str]:
         """Active holds past their expiry, oldest first."""
@@ -271,10 +280,13 @@ class SqliteTx:
 
     def move_order(self, order_id: str, old: OrderStatus, new: OrderStatus) -> bool:
         """Conditional status change; False if someone else moved it first."""
-        return self._conn.execute(
-            "UPDATE orders SET status = ? WHERE order_id = ? AND status = ?",
-            (new.value, order_id, old.value),
-        ).rowcount == 1
+        return (
+            self._conn.execute(
+                "UPDATE orders SET status = ? WHERE order_id = ? AND status = ?",
+                (new.value, order_id, old.value),
+            ).rowcount
+            == 1
+        )
 
     def insert_tickets(self, tickets: Sequence[Ticket]) -> None:
         """Store issued tickets."""
