@@ -26,3 +26,22 @@ def transfer_randomly(db: str, buyers: list[str], rounds: int, seed: int, barrie
             pass
     store.close()
     return moved
+
+
+def sweep_at(db: str, now_iso: str, barrier: Any) -> int:
+    """Run the hold sweeper once at a fixed time; return how many holds this process expired."""
+    from datetime import datetime
+
+    from lastseat.domain.clock import FakeClock
+
+    store = open_store(db, create=False)
+    booking = build(store, clock=FakeClock(datetime.fromisoformat(now_iso))).booking
+    barrier.wait(timeout=60)
+    expired = 0
+    while True:
+        batch = booking.expire_lapsed_holds(limit=7)
+        if not batch:
+            break
+        expired += batch
+    store.close()
+    return expired

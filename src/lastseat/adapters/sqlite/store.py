@@ -18,6 +18,7 @@ competes for SQLite's lock (SQLite's busy handler polls; many pollers starve eac
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -36,6 +37,8 @@ from lastseat.service.snapshot import Snapshot
 from lastseat.service.statistics import StrategyStatistics
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_FIRST_POLL_S = 0.000_05
+_LAST_POLL_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,20 +136,35 @@ class SqliteStore:
         self._local = threading.local()
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> int:
-        """Take SQLite's write lock; return nanoseconds spent waiting for it (0 if free)."""
+        """Take SQLite's write lock; return nanoseconds spent waiting for it (0 if free).
+
+        SQLite's own busy handler sleeps 1, 2, 5 ... up to 100 ms between tries, so a writer
+        that has waited long polls rarely and loses to newcomers (p99 in seconds under a
+        rush). We poll ourselves with short jittered sleeps capped at 1 ms instead.
+        """
         conn.execute("PRAGMA busy_timeout = 0")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            return 0
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
-                raise translate(exc) from exc
+            return self._poll_begin(conn)
         finally:
             conn.execute(f"PRAGMA busy_timeout = {self.options.busy_timeout_ms}")
+
+    def _poll_begin(self, conn: sqlite3.Connection) -> int:
         started = time.monotonic_ns()
-        with translated():
-            conn.execute("BEGIN IMMEDIATE")
-        return max(1, time.monotonic_ns() - started)
+        deadline = started + self.options.busy_timeout_ms * 1_000_000
+        pause_s = _FIRST_POLL_S
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise translate(exc) from exc
+            else:
+                waited = time.monotonic_ns() - started
+                return waited if pause_s > _FIRST_POLL_S else 0
+            if time.monotonic_ns() > deadline:
+                raise StoreBusyError("the database stayed locked longer than the busy timeout")
+            time.sleep(random.uniform(pause_s / 2, pause_s))
+            pause_s = min(pause_s * 2, _LAST_POLL_S)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
