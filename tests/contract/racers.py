@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Any
 
 from lastseat.bootstrap import build, open_store
+from lastseat.domain.clock import FakeClock
 from lastseat.domain.errors import InsufficientFundsError
 from lastseat.domain.money import Money
 
@@ -30,10 +32,6 @@ def transfer_randomly(db: str, buyers: list[str], rounds: int, seed: int, barrie
 
 def sweep_at(db: str, now_iso: str, barrier: Any) -> int:
     """Run the hold sweeper once at a fixed time; return how many holds this process expired."""
-    from datetime import datetime
-
-    from lastseat.domain.clock import FakeClock
-
     store = open_store(db, create=False)
     booking = build(store, clock=FakeClock(datetime.fromisoformat(now_iso))).booking
     barrier.wait(timeout=60)
