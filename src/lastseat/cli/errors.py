@@ -6,7 +6,6 @@ import sys
 from typing import NoReturn
 
 from lastseat.domain.errors import (
-    LastseatError,
     NotFoundError,
     SchemaVersionError,
     StoreError,
@@ -38,8 +37,4 @@ def fail(message: str, code: int) -> NoReturn:
 
 def exit_code_for(exc: Exception) -> int:
     """2 for bad input, 1 for a refused request."""
-    if isinstance(exc, BAD_INPUT):
-        return EXIT_USAGE
-    if isinstance(exc, LastseatError):
-        return EXIT_FAILED
-    return EXIT_FAILED
+    return EXIT_USAGE if isinstance(exc, BAD_INPUT) else EXIT_FAILED

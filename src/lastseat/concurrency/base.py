@@ -7,7 +7,15 @@ from datetime import datetime
 
 from lastseat.domain.errors import NotFoundError, UnavailableError
 from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
-from lastseat.service.ports import Pause, PoolState, ReadTx, SeatState, no_pause
+from lastseat.service.ports import (
+    InventoryTx,
+    Pause,
+    PoolState,
+    ReadTx,
+    SeatState,
+    Stage,
+    no_pause,
+)
 from lastseat.service.statistics import StrategyStatistics
 
 
@@ -53,6 +61,17 @@ def refusal(reader: ReadTx, claim: Claim) -> Exception:
     if isinstance(claim, PoolClaim):
         return UnavailableError(f"pool {claim.pool_id} has fewer than {claim.quantity} left")
     return UnavailableError(f"{claim.quantity} seat(s) asked for are not all available")
+
+
+def write_over(tx: InventoryTx, claim: Claim, hold_id: str, stage: Stage, seen: Read) -> None:
+    """Write the claim from an earlier read, unguarded: `naive` always, `row-lock` under lock."""
+    if isinstance(claim, SeatClaim):
+        tx.write_seats(claim.seat_ids, hold_id, stage)
+        return
+    pool = seen[1]
+    assert pool is not None  # the caller's is_free() check passed
+    counted = pool.held if stage is Stage.HELD else pool.sold
+    tx.write_pool(claim.pool_id, stage, counted + claim.quantity)
 
 
 def seat_versions(seats: Sequence[SeatState]) -> dict[str, int]:

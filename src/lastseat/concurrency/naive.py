@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from lastseat.concurrency.base import StrategyBase, is_free, read_claim, refusal
-from lastseat.domain.holds import Claim, SeatClaim
+from lastseat.concurrency.base import StrategyBase, is_free, read_claim, refusal, write_over
+from lastseat.domain.holds import Claim
 from lastseat.service.ports import InventoryTx, Stage, Store
 
 T = TypeVar("T")
@@ -48,11 +48,5 @@ class NaiveStrategy(StrategyBase):
         self.pause()
         with store.write(self._stats) as tx:
             tx.release_lapsed_holds(claim, now)
-            if isinstance(claim, SeatClaim):
-                tx.write_seats(claim.seat_ids, hold_id, stage)
-            else:
-                pool = seen[1]
-                assert pool is not None  # is_free() returned True
-                counted = pool.held if stage is Stage.HELD else pool.sold
-                tx.write_pool(claim.pool_id, stage, counted + claim.quantity)
+            write_over(tx, claim, hold_id, stage, seen)
             return finish(tx)

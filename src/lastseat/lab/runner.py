@@ -62,6 +62,8 @@ class RaceResult:
     retries: int
     conflicts: int
     lock_waits: int
+    lock_wait_ms: float
+    lock_held_ms: float
     elapsed_s: float
     purchases_per_s: float
     p50_ms: float
@@ -203,6 +205,8 @@ def _summarize(
         retries=counters.retries,
         conflicts=counters.conflicts,
         lock_waits=counters.lock_waits,
+        lock_wait_ms=counters.lock_wait_ns / 1e6,
+        lock_held_ms=counters.lock_held_ns / 1e6,
         elapsed_s=elapsed_s,
         purchases_per_s=outcomes["ok"] / elapsed_s,
         p50_ms=_percentile(latencies, 50),

@@ -7,7 +7,7 @@ ends normally (the unit of work). Strategies call the claim primitives; use case
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -168,9 +168,6 @@ def no_pause() -> None:
     """The production default: no artificial gap between check and write."""
 
 
-Finish = Callable[[InventoryTx], T]
-
-
 class ClaimStrategy(Protocol):
     """How inventory is claimed under concurrency (DESIGN.md §5)."""
 
@@ -192,9 +189,3 @@ class ClaimStrategy(Protocol):
     def statistics(self) -> StrategyStatistics:
         """Counters since this strategy object was made."""
         ...
-
-
-def iter_chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """Slices of at most `size` items (SQL parameter limits)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -23,7 +23,8 @@ def from_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def _us(moment: datetime) -> int:
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
@@ -89,7 +90,7 @@ def insert_order(conn: sqlite3.Connection, order: Order) -> None:
             order.amount.amount_minor,
             order.amount.currency,
             order.quantity,
-            _us(order.created_at),
+            to_us(order.created_at),
         ),
     )
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from lastseat.adapters.sqlite import records
+from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import ConflictError, InsufficientFundsError, NotFoundError
 from lastseat.domain.holds import Claim, Hold, HoldStatus, PoolClaim, SeatClaim
 from lastseat.domain.inventory import Event
@@ -21,13 +22,7 @@ from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket
 from lastseat.service.ports import Availability, PoolState, SeatState, Stage
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _POOL_COLUMN = {Stage.HELD: "held", Stage.SOLD: "sold"}
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding)."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def marks(count: int) -> str:
