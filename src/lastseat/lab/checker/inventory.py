@@ -1,0 +1,102 @@
+"""Rules for seats and pools: a seat is sold once (invariant 1), a pool never oversells (2)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from lastseat.domain.holds import HoldStatus
+from lastseat.domain.inventory import SeatStatus
+from lastseat.domain.orders import OrderStatus
+from lastseat.lab.checker.facts import Facts
+from lastseat.lab.checker.violations import Violation
+
+
+def oversold(facts: Facts) -> int:
+    """Tickets issued beyond what exists: extra tickets per seat, units beyond each pool."""
+    seats = sum(len(tickets) - 1 for tickets in facts.valid_by_seat.values())
+    pools = sum(
+        max(0, facts.valid_by_pool.get(pool.pool_id, 0) - pool.capacity)
+        for pool in facts.snapshot.pools
+    )
+    return seats + pools
+
+
+# --- invariant 1: a seat is sold once -------------------------------------------------------
+
+
+def seats_sold_twice(facts: Facts) -> Iterator[Violation]:
+    """Seats with two valid tickets, or claimed by two live holds at once."""
+    for seat_id, tickets in sorted(facts.valid_by_seat.items()):
+        if len(tickets) > 1:
+            ids = ", ".join(sorted(t.ticket_id for t in tickets))
+            yield Violation("seat_sold_twice", f"seat {seat_id} has valid tickets {ids}")
+    for seat_id, hold_ids in sorted(_live_claims(facts).items()):
+        if len(hold_ids) > 1:
+            ids = ", ".join(sorted(hold_ids))
+            yield Violation("seat_sold_twice", f"seat {seat_id} is claimed by live holds {ids}")
+
+
+def _live_claims(facts: Facts) -> dict[str, list[str]]:
+    """Seat id -> the holds still claiming it: active ones, and those a confirmed order kept.
+
+    An active hold past its expiry still counts: whoever takes its seat must first mark it
+    expired, or a late payment on it would sell the seat a second time.
+    """
+    kept = {o.hold_id for o in facts.orders.values() if o.status == OrderStatus.CONFIRMED}
+    claims: dict[str, list[str]] = defaultdict(list)
+    for hold in facts.snapshot.holds:
+        if hold.status == HoldStatus.ACTIVE or (
+            hold.status == HoldStatus.CONVERTED and hold.hold_id in kept
+        ):
+            for seat_id in hold.seat_ids:
+                claims[seat_id].append(hold.hold_id)
+    return claims
+
+
+def seat_state_mismatches(facts: Facts) -> Iterator[Violation]:
+    """Seats `sold` without a valid ticket, or with one but not `sold`."""
+    # Two or more valid tickets are seat_sold_twice's to report, whatever the status says.
+    statuses = {seat.seat_id: seat.status for seat in facts.snapshot.seats}
+    for seat_id in sorted(statuses.keys() | facts.valid_by_seat.keys()):
+        status = statuses.get(seat_id, "unknown")
+        valid = len(facts.valid_by_seat.get(seat_id, ()))
+        if status == SeatStatus.SOLD and valid == 0:
+            yield Violation("seat_state_mismatch", f"seat {seat_id} is sold without a ticket")
+        elif status != SeatStatus.SOLD and valid > 0:
+            yield Violation(
+                "seat_state_mismatch", f"seat {seat_id} is {status} but has a valid ticket"
+            )
+
+
+# --- invariant 2: a pool never oversells ------------------------------------------------------
+
+
+def pools_over_capacity(facts: Facts) -> Iterator[Violation]:
+    """Pools with more valid tickets than capacity, or counting held + sold above it."""
+    for pool in facts.snapshot.pools:
+        valid = facts.valid_by_pool.get(pool.pool_id, 0)
+        if valid > pool.capacity:
+            yield Violation(
+                "pool_over_capacity",
+                f"pool {pool.pool_id} has {valid} valid tickets for capacity {pool.capacity}",
+            )
+        if pool.held + pool.sold > pool.capacity:
+            yield Violation(
+                "pool_over_capacity",
+                f"pool {pool.pool_id} counts {pool.held} held + {pool.sold} sold"
+                f" for capacity {pool.capacity}",
+            )
+
+
+def pool_count_mismatches(facts: Facts) -> Iterator[Violation]:
+    """Pools whose `sold` counter is not their valid tickets, or whose `held` is below zero."""
+    for pool in facts.snapshot.pools:
+        valid = facts.valid_by_pool.get(pool.pool_id, 0)
+        if pool.sold != valid:
+            yield Violation(
+                "pool_count_mismatch",
+                f"pool {pool.pool_id} counts {pool.sold} sold but has {valid} valid tickets",
+            )
+        if pool.held < 0:
+            yield Violation("pool_count_mismatch", f"pool {pool.pool_id} counts {pool.held} held")
