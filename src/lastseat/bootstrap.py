@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
 from lastseat.adapters.sqlite.store import SqliteOptions, SqliteStore
 from lastseat.concurrency.registry import make_strategy
 from lastseat.concurrency.retry import RetryPolicy
@@ -16,6 +17,12 @@ from lastseat.service.ports import Pause, Store, no_pause
 from lastseat.service.wallets import WalletService
 
 DEFAULT_DB = "lastseat.db"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(db: str) -> bool:
+    """True if a `--db` value is a PostgreSQL URL."""
+    return db.startswith(POSTGRES_SCHEMES)
 
 
 def sqlite_path(db: str) -> Path:
@@ -23,7 +30,9 @@ def sqlite_path(db: str) -> Path:
     if db.startswith("sqlite:///"):
         return Path(db.removeprefix("sqlite:///"))
     if "://" in db:
-        raise ValidationError(f"unsupported database URL {db!r}; use a file path or sqlite:///path")
+        raise ValidationError(
+            f"unsupported database URL {db!r}; use a path, sqlite:///path or postgresql://..."
+        )
     return Path(db)
 
 
@@ -34,7 +43,16 @@ def open_store(
     safety_nets: bool = True,
     synchronous: str = "FULL",
 ) -> Store:
-    """Open (and migrate) the database a `--db` value names."""
+    """Open (and migrate) the database a `--db` value names: a SQLite path or a PostgreSQL URL.
+
+    For PostgreSQL the database itself must exist (`create` only concerns SQLite files), and
+    `synchronous` OFF means `synchronous_commit = off`, anything else durable commits.
+    """
+    if is_postgres(db):
+        commit = "off" if synchronous.upper() == "OFF" else "on"
+        return PostgresStore(
+            db, PostgresOptions(safety_nets=safety_nets, synchronous_commit=commit)
+        )
     options = SqliteOptions(create=create, safety_nets=safety_nets, synchronous=synchronous)
     return SqliteStore(sqlite_path(db), options)
 

@@ -57,3 +57,7 @@ class StoreBusyError(StoreError):
 
 class SchemaVersionError(StoreError):
     """The database schema is newer than this code (or otherwise not usable by it)."""
+
+
+class LockTimeoutError(StoreBusyError):
+    """A row lock (or the statement waiting for it) was not granted within its timeout."""

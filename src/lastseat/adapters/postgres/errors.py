@@ -1,0 +1,51 @@
+"""The one place that reads psycopg exceptions and SQLSTATEs and turns them into lastseat errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from lastseat.domain.errors import (
+    ConflictError,
+    InsufficientFundsError,
+    LockTimeoutError,
+    StoreBusyError,
+    StoreError,
+)
+
+# The CHECK constraint that keeps wallet balances from going negative (named in the schema).
+BALANCE_CONSTRAINT = "balance_not_negative"
+_CONSTRAINT_CLASS = "23"  # integrity_constraint_violation: unique, check, foreign key, ...
+_CONFLICTS = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+_TIMEOUTS = frozenset({"55P03", "57014"})  # lock_not_available, query_canceled (timeouts)
+
+
+def translate(exc: psycopg.Error) -> Exception:
+    """The lastseat error for a driver error."""
+    state = exc.sqlstate or ""
+    if state.startswith(_CONSTRAINT_CLASS):
+        if exc.diag.constraint_name == BALANCE_CONSTRAINT:
+            return InsufficientFundsError("the wallet does not hold enough money")
+        # A constraint that backs an invariant fired: a concurrent writer got there first.
+        return ConflictError(
+            f"a database constraint refused the write ({exc.diag.constraint_name})"
+        )
+    if state in _CONFLICTS:
+        return ConflictError(f"a concurrent transaction won (SQLSTATE {state}); try again")
+    if state in _TIMEOUTS:
+        return LockTimeoutError(f"a lock was not granted in time (SQLSTATE {state})")
+    if isinstance(exc, PoolTimeout):
+        return StoreBusyError("no database connection became free within the pool timeout")
+    return StoreError(f"postgresql: {type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Run a block with driver errors turned into lastseat errors."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise translate(exc) from exc

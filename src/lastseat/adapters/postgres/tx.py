@@ -1,0 +1,402 @@
+"""One PostgreSQL transaction at READ COMMITTED: the claim primitives, and plain records.
+
+Design note. PostgreSQL has many writers at once, so the guard is per row, not per database.
+Two rules keep the last seat from being sold twice and keep groups from deadlocking:
+
+1. Conditional writes are re-checked after a lock wait. At READ COMMITTED an UPDATE that
+   waited for another transaction's row lock re-reads the newest committed row and evaluates
+   its WHERE again (EvalPlanQual), so::
+
+       A: UPDATE seats SET sold-by-A WHERE seat_id = 7 AND status = 'available'  -> 1 row
+       B: UPDATE seats SET sold-by-B WHERE seat_id = 7 AND status = 'available'  ... waits
+       A: COMMIT
+       B: (re-reads seat 7: sold) -> 0 rows: refused, never a second sale
+
+   The same holds for `held + sold + n <= capacity` and `version = :seen`.
+
+2. Row locks are taken in one global order: seats by ascending seat_id, accounts by ascending
+   account_id. Without it two overlapping groups lock crosswise and one of them dies::
+
+       A: lock seat 1        B: lock seat 2
+       A: lock seat 2 ...    B: lock seat 1 ...   -> deadlock (40P01)
+
+   With it both start at seat 1; the second waits there and holds nothing the first needs.
+   Every seat-claiming statement therefore locks its candidate rows in a sub-select
+   `ORDER BY seat_id FOR UPDATE` before the outer UPDATE checks and writes them.
+
+Nothing here decides *whether* a claim is safe; strategies do, by which primitive they call.
+`write_seats` and `write_pool` are unguarded on purpose (used by `naive`, or by `row-lock` once
+it holds the lock).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from lastseat.adapters.postgres import records
+from lastseat.adapters.postgres.records import Conn
+from lastseat.adapters.sqlite.records import to_us
+from lastseat.domain.errors import ConflictError, InsufficientFundsError, NotFoundError
+from lastseat.domain.holds import Claim, Hold, HoldStatus, PoolClaim, SeatClaim
+from lastseat.domain.inventory import Event
+from lastseat.domain.ledger import AccountKind, Transfer
+from lastseat.domain.money import Money
+from lastseat.domain.orders import Order, OrderStatus
+from lastseat.domain.tickets import Ticket
+from lastseat.service.ports import Availability, PoolState, SeatState, Stage
+from lastseat.service.statistics import StrategyStatistics
+
+_POOL_COLUMN = {Stage.HELD: "held", Stage.SOLD: "sold"}
+# The seats named by %(ids)s, locked in the global order (rule 2 above).
+_SEATS_IN_LOCK_ORDER = (
+    "SELECT seat_id FROM seats WHERE seat_id = ANY(%(ids)s) ORDER BY seat_id FOR UPDATE"
+)
+_SEAT_STATUS = (
+    "CASE WHEN s.status = 'held' AND h.status = 'active' AND h.expires_at_us <= %(now)s"
+    " THEN 'available' ELSE s.status END"
+)
+# An uncontended row lock takes ~0.1 ms over loopback; longer means we queued behind a holder.
+LOCK_WAIT_THRESHOLD_NS = 1_000_000
+
+
+class PostgresTx:
+    """An open transaction on one pooled connection; the store commits or rolls it back."""
+
+    def __init__(self, conn: Conn, stats: StrategyStatistics | None = None) -> None:
+        self._conn = conn
+        self._stats = stats or StrategyStatistics()
+        self.locked_at_ns: int | None = None
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def read_seats(self, seat_ids: Sequence[str], now: datetime) -> list[SeatState]:
+        """Seats in the given order, a seat held by a lapsed hold reading as available."""
+        rows = self._conn.execute(
+            f"SELECT s.seat_id, {_SEAT_STATUS}, s.version"
+            " FROM seats s LEFT JOIN holds h ON h.hold_id = s.hold_id"
+            " WHERE s.seat_id = ANY(%(ids)s)",
+            {"ids": list(seat_ids), "now": to_us(now)},
+        ).fetchall()
+        found = {r[0]: SeatState(r[0], r[1], r[2]) for r in rows}
+        return [found[s] for s in seat_ids if s in found]
+
+    def read_pool(self, pool_id: str, now: datetime) -> PoolState | None:
+        """A pool's counters, units of lapsed holds counted as free."""
+        row = self._conn.execute(
+            "SELECT capacity, held - COALESCE((SELECT SUM(quantity) FROM holds h"
+            "   WHERE h.pool_id = p.pool_id AND h.status = 'active'"
+            "   AND h.expires_at_us <= %s), 0), sold, version"
+            " FROM pools p WHERE pool_id = %s",
+            (to_us(now), pool_id),
+        ).fetchone()
+        return PoolState(pool_id, row[0], int(row[1]), row[2], row[3]) if row else None
+
+    def missing_inventory(self, claim: Claim) -> list[str]:
+        """Ids the claim names that do not exist in its event."""
+        if isinstance(claim, PoolClaim):
+            row = self._conn.execute(
+                "SELECT 1 FROM pools WHERE pool_id = %s AND event_id = %s",
+                (claim.pool_id, claim.event_id),
+            ).fetchone()
+            return [] if row else [claim.pool_id]
+        rows = self._conn.execute(
+            "SELECT seat_id FROM seats WHERE event_id = %s AND seat_id = ANY(%s)",
+            (claim.event_id, list(claim.seat_ids)),
+        ).fetchall()
+        present = {r[0] for r in rows}
+        return [s for s in claim.seat_ids if s not in present]
+
+    # -- claim primitives -----------------------------------------------------------------
+
+    def release_lapsed_holds(self, claim: Claim, now: datetime) -> int:
+        """Expire the lapsed holds that sit on this claim's inventory; return how many."""
+        if isinstance(claim, SeatClaim):
+            rows = self._conn.execute(
+                "SELECT DISTINCT h.hold_id FROM seats s JOIN holds h ON h.hold_id = s.hold_id"
+                " WHERE s.seat_id = ANY(%s) AND s.status = 'held'"
+                " AND h.status = 'active' AND h.expires_at_us <= %s ORDER BY h.hold_id",
+                (list(claim.seat_ids), to_us(now)),
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT hold_id FROM holds WHERE pool_id = %s AND status = 'active'"
+                " AND expires_at_us <= %s ORDER BY hold_id",
+                (claim.pool_id, to_us(now)),
+            ).fetchall()
+        return sum(1 for (hold_id,) in rows if self.expire_hold(hold_id))
+
+    def lock_seats(self, seat_ids: Sequence[str]) -> None:
+        """Lock the seats' rows in seat_id order until the transaction ends."""
+        self._locking(_SEATS_IN_LOCK_ORDER, {"ids": list(seat_ids)})
+
+    def lock_pool(self, pool_id: str) -> None:
+        """Lock the pool's row until the transaction ends."""
+        self._locking("SELECT 1 FROM pools WHERE pool_id = %(id)s FOR UPDATE", {"id": pool_id})
+
+    def write_seats(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> None:
+        """Overwrite the seats' owner, whatever their status (unguarded)."""
+        self._conn.execute(
+            "UPDATE seats SET status = %s, hold_id = %s, version = version + 1"
+            " WHERE seat_id = ANY(%s)",
+            (stage.value, hold_id, list(seat_ids)),
+        )
+
+    def claim_seats_if_free(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> int:
+        """Take the seats that are available; return how many were taken."""
+        return self._locking(
+            "UPDATE seats SET status = %(stage)s, hold_id = %(hold)s, version = version + 1"
+            f" WHERE seat_id IN ({_SEATS_IN_LOCK_ORDER}) AND status = 'available'",
+            {"stage": stage.value, "hold": hold_id, "ids": list(seat_ids)},
+        )
+
+    def claim_seats_if_version(self, seen: Mapping[str, int], hold_id: str, stage: Stage) -> int:
+        """Take the seats still at the version seen when they were checked."""
+        return self._locking(
+            "UPDATE seats s SET status = %(stage)s, hold_id = %(hold)s, version = s.version + 1"
+            " FROM unnest(%(ids)s::text[], %(versions)s::bigint[]) AS seen (seat_id, version)"
+            " WHERE s.seat_id = seen.seat_id AND s.version = seen.version"
+            f" AND s.seat_id IN ({_SEATS_IN_LOCK_ORDER})",
+            {
+                "stage": stage.value,
+                "hold": hold_id,
+                "ids": list(seen),
+                "versions": list(seen.values()),
+            },
+        )
+
+    def write_pool(self, pool_id: str, column: Stage, value: int) -> None:
+        """Overwrite a pool counter with a value computed from an earlier read (unguarded)."""
+        self._conn.execute(
+            f"UPDATE pools SET {_POOL_COLUMN[column]} = %s, version = version + 1"
+            " WHERE pool_id = %s",
+            (value, pool_id),
+        )
+
+    def claim_pool_if_room(self, pool_id: str, quantity: int, stage: Stage) -> int:
+        """Add `quantity` to a counter only if capacity allows; 1 if it did."""
+        column = _POOL_COLUMN[stage]
+        return self._locking(
+            f"UPDATE pools SET {column} = {column} + %(n)s, version = version + 1"
+            " WHERE pool_id = %(id)s AND held + sold + %(n)s <= capacity",
+            {"n": quantity, "id": pool_id},
+        )
+
+    def claim_pool_if_version(
+        self, pool_id: str, quantity: int, stage: Stage, seen_version: int
+    ) -> int:
+        """Add `quantity` to a counter only if nobody wrote the pool since it was read."""
+        column = _POOL_COLUMN[stage]
+        return self._locking(
+            f"UPDATE pools SET {column} = {column} + %(n)s, version = version + 1"
+            " WHERE pool_id = %(id)s AND version = %(seen)s",
+            {"n": quantity, "id": pool_id, "seen": seen_version},
+        )
+
+    def _locking(self, statement: str, params: Mapping[str, Any]) -> int:
+        """Run a statement that takes row locks; count the time it queued as a lock wait."""
+        started = time.monotonic_ns()
+        rowcount = self._conn.execute(statement, params).rowcount
+        done = time.monotonic_ns()
+        if done - started > LOCK_WAIT_THRESHOLD_NS:
+            self._stats.add(lock_waits=1, lock_wait_ns=done - started)
+        if self.locked_at_ns is None:
+            self.locked_at_ns = done
+        return rowcount
+
+    # -- holds ----------------------------------------------------------------------------
+
+    def insert_hold(self, hold: Hold) -> int:
+        """Store a hold and return its fence (from a sequence: it only grows)."""
+        claim = hold.claim
+        row = self._conn.execute(
+            "INSERT INTO holds (hold_id, fence, event_id, buyer_id, status, pool_id, quantity,"
+            " created_at_us, expires_at_us)"
+            " VALUES (%s, nextval('hold_fences'), %s, %s, %s, %s, %s, %s, %s) RETURNING fence",
+            (
+                hold.hold_id,
+                claim.event_id,
+                hold.buyer_id,
+                hold.status.value,
+                claim.pool_id if isinstance(claim, PoolClaim) else None,
+                claim.quantity,
+                to_us(hold.created_at),
+                to_us(hold.expires_at),
+            ),
+        ).fetchone()
+        assert row is not None  # RETURNING of a successful INSERT
+        if isinstance(claim, SeatClaim):
+            self._conn.execute(
+                "INSERT INTO hold_seats (hold_id, seat_id) SELECT %s, unnest(%s::text[])",
+                (hold.hold_id, list(claim.seat_ids)),
+            )
+        return int(row[0])
+
+    def get_hold(self, hold_id: str) -> Hold | None:
+        """A hold with its claim, or None."""
+        return records.load_hold(self._conn, hold_id)
+
+    def move_hold(self, hold_id: str, old: HoldStatus, new: HoldStatus) -> bool:
+        """Conditional status change; False if someone else moved it first."""
+        return self._changed(
+            "UPDATE holds SET status = %s WHERE hold_id = %s AND status = %s",
+            (new.value, hold_id, old.value),
+        )
+
+    def lapsed_hold_ids(self, now: datetime, limit: int) -> list[str]:
+        """Active holds past their expiry, oldest first; ones another sweeper holds are skipped."""
+        rows = self._conn.execute(
+            "SELECT hold_id FROM holds WHERE status = 'active' AND expires_at_us <= %s"
+            " ORDER BY expires_at_us LIMIT %s FOR UPDATE SKIP LOCKED",
+            (to_us(now), limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def sell_held(self, hold: Hold) -> None:
+        """Turn the hold's held inventory into sold inventory."""
+        claim = hold.claim
+        if isinstance(claim, SeatClaim):
+            changed = self._conn.execute(
+                "UPDATE seats SET status = 'sold', version = version + 1"
+                " WHERE hold_id = %s AND status = 'held'",
+                (hold.hold_id,),
+            ).rowcount
+            if changed != claim.quantity:
+                raise ConflictError(f"hold {hold.hold_id} no longer owns all its seats")
+            return
+        self._conn.execute(
+            "UPDATE pools SET held = held - %s, sold = sold + %s, version = version + 1"
+            " WHERE pool_id = %s",
+            (claim.quantity, claim.quantity, claim.pool_id),
+        )
+
+    def release_inventory(self, hold: Hold, stage: Stage) -> None:
+        """Give the hold's held or sold inventory back."""
+        claim = hold.claim
+        if isinstance(claim, SeatClaim):
+            self._conn.execute(
+                "UPDATE seats SET status = 'available', hold_id = NULL, version = version + 1"
+                " WHERE hold_id = %s AND status = %s",
+                (hold.hold_id, stage.value),
+            )
+            return
+        column = _POOL_COLUMN[stage]
+        self._conn.execute(
+            f"UPDATE pools SET {column} = {column} - %s, version = version + 1 WHERE pool_id = %s",
+            (claim.quantity, claim.pool_id),
+        )
+
+    def expire_hold(self, hold_id: str) -> bool:
+        """Expire an active hold and give its inventory back; False if it was not active."""
+        # Many sweepers may race here: the conditional status change (re-checked after a lock
+        # wait) elects exactly one of them to give the inventory back.
+        if not self.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.EXPIRED):
+            return False
+        hold = self.get_hold(hold_id)
+        if hold is not None:
+            self.release_inventory(hold, Stage.HELD)
+        return True
+
+    # -- orders and tickets ---------------------------------------------------------------
+
+    def price_of(self, claim: Claim) -> Money:
+        """What the claimed inventory costs."""
+        return records.price_of(self._conn, claim)
+
+    def insert_order(self, order: Order) -> None:
+        """Store a new order."""
+        records.insert_order(self._conn, order)
+
+    def get_order(self, order_id: str) -> Order | None:
+        """An order, or None."""
+        return records.load_order(self._conn, order_id)
+
+    def move_order(self, order_id: str, old: OrderStatus, new: OrderStatus) -> bool:
+        """Conditional status change; False if someone else moved it first."""
+        return self._changed(
+            "UPDATE orders SET status = %s WHERE order_id = %s AND status = %s",
+            (new.value, order_id, old.value),
+        )
+
+    def insert_tickets(self, tickets: Sequence[Ticket]) -> None:
+        """Store issued tickets."""
+        records.insert_tickets(self._conn, tickets)
+
+    def tickets_of(self, order_id: str) -> list[Ticket]:
+        """An order's tickets, valid or void."""
+        return records.load_tickets(self._conn, order_id)
+
+    def void_tickets(self, order_id: str) -> int:
+        """Void an order's valid tickets; return how many."""
+        return self._conn.execute(
+            "UPDATE tickets SET status = 'void' WHERE order_id = %s AND status = 'valid'",
+            (order_id,),
+        ).rowcount
+
+    def _changed(self, statement: str, params: Sequence[object]) -> bool:
+        return self._conn.execute(statement, params).rowcount == 1
+
+    # -- money ----------------------------------------------------------------------------
+
+    def ensure_account(self, account_id: str, kind: AccountKind, currency: str) -> None:
+        """Open an account with a zero balance unless it exists."""
+        self._conn.execute(
+            "INSERT INTO accounts (account_id, kind, currency) VALUES (%s, %s, %s)"
+            " ON CONFLICT (account_id) DO NOTHING",
+            (account_id, kind.value, currency),
+        )
+
+    def post_transfer(self, transfer: Transfer) -> None:
+        """Debit, credit and record a transfer; never leaves a balance negative.
+
+        Both accounts are locked first, in account_id order (rule 2), so a purchase and a
+        refund between the same two accounts cannot deadlock; the checks then read balances
+        no one else can change before this transaction ends.
+        """
+        source, destination = transfer.source, transfer.destination
+        amount = transfer.amount
+        rows = self._conn.execute(
+            "SELECT account_id, kind, currency, balance_minor FROM accounts"
+            " WHERE account_id = ANY(%s) ORDER BY account_id FOR UPDATE",
+            ([source, destination],),
+        ).fetchall()
+        found = {r[0]: r for r in rows if r[2] == amount.currency}
+        for account_id in (source, destination):
+            if account_id not in found:
+                raise NotFoundError(f"no {amount.currency} account {account_id}")
+        _, kind, _, balance_minor = found[source]
+        if kind != AccountKind.WORLD.value and balance_minor < amount.amount_minor:
+            raise InsufficientFundsError(f"{source} holds less than {amount}")
+        self._conn.execute(
+            "UPDATE accounts SET balance_minor = balance_minor"
+            " + CASE WHEN account_id = %(src)s THEN -%(n)s ELSE %(n)s END"
+            " WHERE account_id IN (%(src)s, %(dst)s)",
+            {"src": source, "dst": destination, "n": amount.amount_minor},
+        )
+        records.insert_transfer(self._conn, transfer)
+
+    def balance(self, account_id: str) -> Money | None:
+        """An account's balance, or None if there is no such account."""
+        row = self._conn.execute(
+            "SELECT balance_minor, currency FROM accounts WHERE account_id = %s", (account_id,)
+        ).fetchone()
+        return Money(row[0], row[1]) if row else None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def insert_event(self, event: Event) -> None:
+        """Store an event with its seats and pools."""
+        records.insert_event(self._conn, event)
+
+    def availability(self, event_id: str, now: datetime) -> Availability | None:
+        """The seat map and pool counts, lapsed holds counted as free."""
+        return records.availability(self._conn, event_id, to_us(now))
+
+    def event_currency(self, event_id: str) -> str | None:
+        """The currency an event sells in, or None if there is no such event."""
+        row = self._conn.execute(
+            "SELECT currency FROM events WHERE event_id = %s", (event_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
