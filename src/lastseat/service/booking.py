@@ -167,6 +167,21 @@ class BookingService:
                 raise NotFoundError(f"no order {order_id}")
             return Purchase(order, tuple(tx.tickets_of(order_id)))
 
+    def purchases_of(self, buyer_id: str, limit: int = 100) -> list[Purchase]:
+        """A buyer's newest orders with their tickets."""
+        with self.store.read() as tx:
+            return [
+                Purchase(o, tuple(tx.tickets_of(o.order_id))) for o in tx.orders_of(buyer_id, limit)
+            ]
+
+    def hold(self, buyer_id: str, hold_id: str) -> Hold:
+        """One of the buyer's holds."""
+        with self.store.read() as tx:
+            hold = tx.get_hold(hold_id)
+        if hold is None or hold.buyer_id != buyer_id:
+            raise NotFoundError(f"no hold {hold_id}")
+        return hold
+
     def availability(self, event_id: str) -> Availability:
         """What an event has left (lapsed holds counted as free)."""
         with self.store.read() as tx:

@@ -101,6 +101,16 @@ def load_order(conn: Conn, order_id: str) -> Order | None:
     )
 
 
+def load_orders_of(conn: Conn, buyer_id: str, limit: int) -> list[Order]:
+    """A buyer's newest orders first."""
+    rows = conn.execute(
+        "SELECT order_id FROM orders WHERE buyer_id = %s ORDER BY created_at_us DESC, order_id"
+        " LIMIT %s",
+        (buyer_id, limit),
+    ).fetchall()
+    return [order for (order_id,) in rows if (order := load_order(conn, order_id)) is not None]
+
+
 def insert_tickets(conn: Conn, tickets: Sequence[Ticket]) -> None:
     """Store issued tickets."""
     with conn.cursor() as cursor:

@@ -116,6 +116,16 @@ def load_order(conn: sqlite3.Connection, order_id: str) -> Order | None:
     )
 
 
+def load_orders_of(conn: sqlite3.Connection, buyer_id: str, limit: int) -> list[Order]:
+    """A buyer's newest orders first."""
+    rows = conn.execute(
+        "SELECT order_id FROM orders WHERE buyer_id = ? ORDER BY created_at_us DESC, order_id"
+        " LIMIT ?",
+        (buyer_id, limit),
+    ).fetchall()
+    return [order for (order_id,) in rows if (order := load_order(conn, order_id)) is not None]
+
+
 def insert_tickets(conn: sqlite3.Connection, tickets: Sequence[Ticket]) -> None:
     """Store issued tickets."""
     conn.executemany(

@@ -273,6 +273,10 @@ class SqliteTx:
         """An order, or None."""
         return records.load_order(self._conn, order_id)
 
+    def orders_of(self, buyer_id: str, limit: int) -> list[Order]:
+        """A buyer's newest orders first."""
+        return records.load_orders_of(self._conn, buyer_id, limit)
+
     def move_order(self, order_id: str, old: OrderStatus, new: OrderStatus) -> bool:
         """Conditional status change; False if someone else moved it first."""
         return (
