@@ -18,7 +18,6 @@ import contextlib
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -56,8 +55,8 @@ class Rendezvous:
         return not self.barrier.broken
 
 
-def setup(db: Path, safety_nets: bool) -> None:
-    store = open_store(str(db), safety_nets=safety_nets)
+def setup(db: str, safety_nets: bool) -> None:
+    store = open_store(db, safety_nets=safety_nets)
     services = build(store)
     services.catalog.create_event(
         build_event(
@@ -73,11 +72,11 @@ def setup(db: Path, safety_nets: bool) -> None:
 
 
 def race_two(
-    db: Path, strategy: str, claim: Claim
+    db: str, strategy: str, claim: Claim
 ) -> tuple[Rendezvous, dict[str, object], list[Services]]:
     hook = Rendezvous()
     buyers = [
-        build(open_store(str(db), create=False), strategy, allow_unsafe=True, pause=hook)
+        build(open_store(db, create=False), strategy, allow_unsafe=True, pause=hook)
         for _ in range(2)
     ]
     outcomes: dict[str, object] = {}
@@ -96,35 +95,35 @@ def race_two(
     return hook, outcomes, buyers
 
 
-def valid_tickets(db: Path) -> Counter[str]:
-    snapshot = open_store(str(db), create=False).snapshot()
+def valid_tickets(db: str) -> Counter[str]:
+    snapshot = open_store(db, create=False).snapshot()
     return Counter(t.seat_id or t.pool_id or "" for t in snapshot.tickets if t.status == "valid")
 
 
-def pool_sold(db: Path) -> int:
-    return open_store(str(db), create=False).snapshot().pools[0].sold
+def pool_sold(db: str) -> int:
+    return open_store(db, create=False).snapshot().pools[0].sold
 
 
 @pytest.mark.parametrize(
     "claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)], ids=["seat", "pool"]
 )
-def test_naive_lets_both_buyers_pass_the_check_and_sells_twice(db_path: Path, claim: Claim) -> None:
-    setup(db_path, safety_nets=False)
-    hook, outcomes, _ = race_two(db_path, "naive", claim)
+def test_naive_lets_both_buyers_pass_the_check_and_sells_twice(db_url: str, claim: Claim) -> None:
+    setup(db_url, safety_nets=False)
+    hook, outcomes, _ = race_two(db_url, "naive", claim)
     assert hook.met and hook.reached == 2
-    assert sum(valid_tickets(db_path).values()) == 2
+    assert sum(valid_tickets(db_url).values()) == 2
     assert not any(isinstance(o, LastseatError) for o in outcomes.values())
     if isinstance(claim, PoolClaim):
-        assert pool_sold(db_path) == 1  # the lost update: two tickets, the counter says one
+        assert pool_sold(db_url) == 1  # the lost update: two tickets, the counter says one
 
 
 def test_with_the_schema_safety_net_naive_fails_the_second_buyer_late_instead(
-    db_path: Path,
+    db_url: str,
 ) -> None:
-    setup(db_path, safety_nets=True)
-    hook, outcomes, _ = race_two(db_path, "naive", SeatClaim("ev", (SEAT,)))
+    setup(db_url, safety_nets=True)
+    hook, outcomes, _ = race_two(db_url, "naive", SeatClaim("ev", (SEAT,)))
     assert hook.met  # both passed the check ...
-    assert valid_tickets(db_path) == Counter({SEAT: 1})  # ... the unique index stopped one
+    assert valid_tickets(db_url) == Counter({SEAT: 1})  # ... the unique index stopped one
     assert sum(isinstance(o, ConflictError) for o in outcomes.values()) == 1
 
 
@@ -132,12 +131,12 @@ def test_with_the_schema_safety_net_naive_fails_the_second_buyer_late_instead(
     "claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)], ids=["seat", "pool"]
 )
 def test_optimistic_passes_both_checks_but_only_one_version_checked_write(
-    db_path: Path, claim: Claim
+    db_url: str, claim: Claim
 ) -> None:
-    setup(db_path, safety_nets=False)
-    hook, outcomes, buyers = race_two(db_path, "optimistic", claim)
+    setup(db_url, safety_nets=False)
+    hook, outcomes, buyers = race_two(db_url, "optimistic", claim)
     assert hook.met and hook.reached == 2  # the same interleaving as naive ...
-    assert sum(valid_tickets(db_path).values()) == 1  # ... but one sale
+    assert sum(valid_tickets(db_url).values()) == 1  # ... but one sale
     assert sum(isinstance(o, UnavailableError) for o in outcomes.values()) == 1
     assert sum(b.booking.strategy.statistics().conflicts for b in buyers) == 1
 
@@ -147,10 +146,10 @@ def test_optimistic_passes_both_checks_but_only_one_version_checked_write(
     "claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)], ids=["seat", "pool"]
 )
 def test_locking_strategies_make_the_interleaving_impossible(
-    db_path: Path, strategy: str, claim: Claim
+    db_url: str, strategy: str, claim: Claim
 ) -> None:
-    setup(db_path, safety_nets=False)
-    hook, outcomes, _ = race_two(db_path, strategy, claim)
+    setup(db_url, safety_nets=False)
+    hook, outcomes, _ = race_two(db_url, strategy, claim)
     assert not hook.met and hook.reached == 1  # the second buyer never got to its check
-    assert sum(valid_tickets(db_path).values()) == 1
+    assert sum(valid_tickets(db_url).values()) == 1
     assert sum(isinstance(o, UnavailableError) for o in outcomes.values()) == 1

@@ -22,12 +22,11 @@ PROCESSES = 4
 
 
 def race(
-    tmp_path: Path, strategy: str, scenario: Scenario, delay_ms: float = 1.0
+    tmp_path: Path, db_url: str, strategy: str, scenario: Scenario, delay_ms: float = 1.0
 ) -> tuple[RaceResult, Snapshot]:
     config = RaceConfig(scenario, processes=PROCESSES, threads=8, payment_delay_ms=delay_ms)
-    db = tmp_path / f"{strategy}.db"
-    result = run_race(config, strategy, db, tmp_path / f"{strategy}.jsonl")
-    store = open_store(str(db), create=False)
+    result = run_race(config, strategy, db_url, tmp_path / f"{strategy}.jsonl")
+    store = open_store(db_url, create=False)
     try:
         return result, store.snapshot()
     finally:
@@ -40,10 +39,10 @@ def valid_tickets_per_seat(snapshot: Snapshot) -> Counter[str]:
 
 @pytest.mark.parametrize("strategy", GUARDED)
 def test_two_hundred_buyers_racing_for_one_seat_produce_exactly_one_ticket(
-    tmp_path: Path, strategy: str
+    tmp_path: Path, db_url: str, strategy: str
 ) -> None:
     result, snapshot = race(
-        tmp_path, strategy, Scenario("last-seat", 240, seats=1, poor_fraction=0.0)
+        tmp_path, db_url, strategy, Scenario("last-seat", 240, seats=1, poor_fraction=0.0)
     )
     assert result.attempts == 240
     assert result.ok == 1
@@ -52,9 +51,13 @@ def test_two_hundred_buyers_racing_for_one_seat_produce_exactly_one_ticket(
     assert result.verdict_ok, result.violations
 
 
-def test_naive_sells_the_last_seat_more_than_once(tmp_path: Path) -> None:
+def test_naive_sells_the_last_seat_more_than_once(tmp_path: Path, db_url: str) -> None:
     result, snapshot = race(
-        tmp_path, "naive", Scenario("last-seat", 240, seats=1, poor_fraction=0.0), delay_ms=20.0
+        tmp_path,
+        db_url,
+        "naive",
+        Scenario("last-seat", 240, seats=1, poor_fraction=0.0),
+        delay_ms=20.0,
     )
     assert valid_tickets_per_seat(snapshot)["race/A/0001/0001"] > 1
     assert not result.verdict_ok
@@ -63,10 +66,10 @@ def test_naive_sells_the_last_seat_more_than_once(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("strategy", GUARDED)
 def test_groups_of_four_adjacent_seats_are_sold_whole_or_not_at_all(
-    tmp_path: Path, strategy: str
+    tmp_path: Path, db_url: str, strategy: str
 ) -> None:
     scenario = Scenario("group", 240, seats=40, group_size=4, poor_fraction=0.1)
-    result, snapshot = race(tmp_path, strategy, scenario)
+    result, snapshot = race(tmp_path, db_url, strategy, scenario)
     tickets_per_order = Counter(t.order_id for t in snapshot.tickets if t.status == "valid")
     confirmed = [o for o in snapshot.orders if o.status == "confirmed"]
     assert confirmed, "some groups must have been sold"
@@ -78,9 +81,11 @@ def test_groups_of_four_adjacent_seats_are_sold_whole_or_not_at_all(
 
 
 @pytest.mark.parametrize("strategy", GUARDED)
-def test_a_general_admission_pool_never_sells_above_capacity(tmp_path: Path, strategy: str) -> None:
+def test_a_general_admission_pool_never_sells_above_capacity(
+    tmp_path: Path, db_url: str, strategy: str
+) -> None:
     scenario = Scenario("ga", 240, capacity=150, max_units=4, poor_fraction=0.1)
-    result, snapshot = race(tmp_path, strategy, scenario)
+    result, snapshot = race(tmp_path, db_url, strategy, scenario)
     (pool,) = snapshot.pools
     valid = sum(1 for t in snapshot.tickets if t.status == "valid")
     assert valid == pool.sold <= pool.capacity
@@ -89,9 +94,9 @@ def test_a_general_admission_pool_never_sells_above_capacity(tmp_path: Path, str
     assert result.verdict_ok, result.violations
 
 
-def test_naive_oversells_a_general_admission_pool(tmp_path: Path) -> None:
+def test_naive_oversells_a_general_admission_pool(tmp_path: Path, db_url: str) -> None:
     scenario = Scenario("ga", 240, capacity=150, max_units=4, poor_fraction=0.0)
-    result, snapshot = race(tmp_path, "naive", scenario, delay_ms=5.0)
+    result, snapshot = race(tmp_path, db_url, "naive", scenario, delay_ms=5.0)
     (pool,) = snapshot.pools
     valid = sum(1 for t in snapshot.tickets if t.status == "valid")
     assert valid > pool.sold  # lost updates: tickets issued that the counter never saw
@@ -100,10 +105,10 @@ def test_naive_oversells_a_general_admission_pool(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("strategy", [*GUARDED, "naive"])
 def test_failed_charges_leave_no_money_taken_and_money_is_conserved(
-    tmp_path: Path, strategy: str
+    tmp_path: Path, db_url: str, strategy: str
 ) -> None:
     scenario = Scenario("rush", 240, seats=100, poor_fraction=0.3)
-    result, snapshot = race(tmp_path, strategy, scenario, delay_ms=0.0)
+    result, snapshot = race(tmp_path, db_url, strategy, scenario, delay_ms=0.0)
     assert sum(a.balance_minor for a in snapshot.accounts) == 0
     assert all(a.balance_minor >= 0 for a in snapshot.accounts if a.kind != "world")
     revenue = sum(a.balance_minor for a in snapshot.accounts if a.kind == "revenue")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from racers import sweep_at
 
@@ -18,8 +17,8 @@ from lastseat.domain.money import Money
 START = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def test_four_sweeper_processes_expire_each_lapsed_hold_exactly_once(db_path: Path) -> None:
-    store = open_store(str(db_path))
+def test_four_sweeper_processes_expire_each_lapsed_hold_exactly_once(db_url: str) -> None:
+    store = open_store(db_url)
     services = build(store, clock=FakeClock(START))
     event = build_event(
         "ev",
@@ -44,11 +43,10 @@ def test_four_sweeper_processes_expire_each_lapsed_hold_exactly_once(db_path: Pa
     later = (START + timedelta(minutes=5)).isoformat()
     with ProcessPoolExecutor(4, mp_context=ctx) as pool:
         expired = sum(
-            f.result()
-            for f in [pool.submit(sweep_at, str(db_path), later, barrier) for _ in range(4)]
+            f.result() for f in [pool.submit(sweep_at, db_url, later, barrier) for _ in range(4)]
         )
 
-    snapshot = open_store(str(db_path), create=False).snapshot()
+    snapshot = open_store(db_url, create=False).snapshot()
     assert expired == 80  # 40 seat holds + 40 pool holds, across all sweepers
     assert {h.status for h in snapshot.holds} == {"expired"}
     assert all(s.status == "available" and s.hold_id is None for s in snapshot.seats)

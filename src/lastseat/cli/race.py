@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,6 +16,7 @@ from lastseat.bootstrap import open_store
 from lastseat.concurrency.registry import GUARDED_NAMES, STRATEGY_NAMES
 from lastseat.domain.errors import UnsafeStrategyError, ValidationError
 from lastseat.lab.checker import check
+from lastseat.lab.databases import THROWAWAY_POSTGRES, RaceTarget, race_targets
 from lastseat.lab.history import read_history
 from lastseat.lab.report import render_table, to_json
 from lastseat.lab.runner import RaceConfig, RaceResult, run_race
@@ -102,8 +101,9 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Keep the race database here (a new file; one per strategy if several).",
+    help="`postgres`: a throwaway PostgreSQL server; `postgresql://…`: an existing empty "
+    "database (one strategy); a path: keep SQLite files (one per strategy if several). "
+    "Default: throwaway SQLite files.",
 )
 @click.option(
     "--history",
@@ -131,14 +131,14 @@ def race(
     payment_delay_ms: float,
     seed: int,
     synchronous: str,
-    db_path: Path | None,
+    db_path: str | None,
     history_path: Path | None,
     allow_unsafe: bool,
     as_json: bool,
 ) -> int:
     """Race concurrent buyers against each strategy and check every invariant."""
     names = parse_strategies(strategies)
-    if "naive" in names and db_path is not None and not allow_unsafe:
+    if "naive" in names and db_path not in (None, THROWAWAY_POSTGRES) and not allow_unsafe:
         raise UnsafeStrategyError(
             "strategy 'naive' sells seats twice on purpose; pass --allow-unsafe to keep its "
             "database, or drop --db"
@@ -155,13 +155,15 @@ def race(
     )
     config = RaceConfig(chosen, processes, threads, payment_delay_ms, seed, synchronous.upper())
     console = Console(stderr=as_json, width=None if _on_terminal() else 200)
-    with _workdir() as scratch:
-        targets = [(n, *_paths(n, names, scratch, db_path, history_path)) for n in names]
-        results = [_run_one(config, n, db, hist, console, as_json) for n, db, hist in targets]
+    with race_targets(names, db_path, history_path) as targets:
+        results = [_run_one(config, t, console, as_json) for t in targets]
+        kept = [t for t in targets if t.kept]
     if as_json:
         click.echo(to_json(results))
     else:
         _print_summary(results, config, console)
+        for t in kept:
+            console.print(f"{t.strategy}: history {t.history}, database {t.db}")
     broken = [r for r in results if r.strategy in GUARDED_NAMES and not r.verdict_ok]
     return 1 if broken else 0
 
@@ -170,11 +172,10 @@ def _on_terminal() -> bool:
     return Console().is_terminal
 
 
-def _run_one(
-    config: RaceConfig, name: str, db: Path, hist: Path, console: Console, quiet: bool
-) -> RaceResult:
-    with _progress(console, f"{name:<10}", config.scenario.buyers, enabled=not quiet) as tick:
-        return run_race(config, name, db, hist, on_progress=tick)
+def _run_one(config: RaceConfig, target: RaceTarget, console: Console, quiet: bool) -> RaceResult:
+    label = f"{target.strategy:<10}"
+    with _progress(console, label, config.scenario.buyers, enabled=not quiet) as tick:
+        return run_race(config, target.strategy, target.db, target.history, on_progress=tick)
 
 
 def _print_summary(results: list[RaceResult], config: RaceConfig, console: Console) -> None:
@@ -190,33 +191,6 @@ def _print_summary(results: list[RaceResult], config: RaceConfig, console: Conso
             "naive ran without the schema's safety net (one valid ticket per seat), "
             "so the race shows what an unguarded check-then-write does."
         )
-    kept = [r for r in results if not r.db_path.startswith(tempfile.gettempdir())]
-    for r in kept:
-        console.print(f"{r.strategy}: history {r.history_path}, database {r.db_path}")
-
-
-def _paths(
-    name: str, names: list[str], scratch: Path, db: Path | None, history: Path | None
-) -> tuple[Path, Path]:
-    several = len(names) > 1
-    db_file = _variant(db, name, several) if db else scratch / f"{name}.db"
-    hist_file = _variant(history, name, several) if history else db_file.with_suffix(".jsonl")
-    if db and db_file.exists():
-        raise ValidationError(f"{db_file} exists; the race needs a new database file")
-    for path in (db_file, hist_file):
-        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-            raise ValidationError(f"cannot write {path}: its directory is missing or read-only")
-    return db_file, hist_file
-
-
-def _variant(path: Path, name: str, several: bool) -> Path:
-    return path.with_name(f"{path.stem}.{name}{path.suffix}") if several else path
-
-
-@contextmanager
-def _workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="lastseat-race-") as scratch:
-        yield Path(scratch)
 
 
 @contextmanager
@@ -242,16 +216,15 @@ def _progress(
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="The run's database (default: HISTORY with a .db suffix).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def check_command(history: Path, db_path: Path | None, as_json: bool) -> int:
+def check_command(history: Path, db_path: str | None, as_json: bool) -> int:
     """Re-check a saved race: its history against its final database state."""
     if not history.is_file():
         raise ValidationError(f"no history file at {history}")
     operations = list(read_history(history))
-    store = open_store(str(db_path or history.with_suffix(".db")), create=False)
+    store = open_store(db_path or str(history.with_suffix(".db")), create=False)
     try:
         verdict = check(operations, store.snapshot())
     finally:

@@ -74,11 +74,9 @@ class RaceResult:
     history_path: str = ""
 
 
-def prepare(config: RaceConfig, strategy: str, db_path: Path) -> list[Any]:
+def prepare(config: RaceConfig, strategy: str, db: str) -> list[Any]:
     """Create the race database: event and funded wallets. Returns the buyer plans."""
-    store = open_store(
-        str(db_path), safety_nets=strategy != "naive", synchronous=config.synchronous
-    )
+    store = open_store(db, safety_nets=strategy != "naive", synchronous=config.synchronous)
     try:
         services = build(store, "atomic")
         services.catalog.create_event(config.scenario.event())
@@ -92,12 +90,15 @@ def prepare(config: RaceConfig, strategy: str, db_path: Path) -> list[Any]:
 def run_race(
     config: RaceConfig,
     strategy: str,
-    db_path: Path,
+    db_path: Path | str,
     history_path: Path,
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> RaceResult:
-    """Race every buyer of the scenario against one strategy and check the outcome."""
-    plans = prepare(config, strategy, db_path)
+    """Race every buyer of the scenario against one strategy and check the outcome.
+
+    `db_path` is a SQLite path or a PostgreSQL DSN of a new, empty database.
+    """
+    plans = prepare(config, strategy, str(db_path))
     parts = [history_path.with_suffix(f".part{i}.jsonl") for i in range(config.processes)]
     jobs = [
         WorkerJob(
@@ -179,7 +180,7 @@ def _summarize(
     history: list[Operation],
     results: list[WorkerResult],
     verdict: Verdict,
-    db_path: Path,
+    db_path: Path | str,
     history_path: Path,
 ) -> RaceResult:
     outcomes = Counter(op.type for op in history)
