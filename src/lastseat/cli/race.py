@@ -106,6 +106,14 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     "Default: throwaway SQLite files.",
 )
 @click.option(
+    "--servers",
+    type=click.IntRange(0, 16),
+    default=0,
+    show_default=True,
+    help="Start this many `lastseat serve` processes and buy over HTTP, round-robin "
+    "(0: buyers call the service in-process).",
+)
+@click.option(
     "--history",
     "history_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -132,6 +140,7 @@ def race(
     seed: int,
     synchronous: str,
     db_path: str | None,
+    servers: int,
     history_path: Path | None,
     allow_unsafe: bool,
     as_json: bool,
@@ -153,7 +162,9 @@ def race(
         skew=skew or base.skew,
         poor_fraction=poor_buyers,
     )
-    config = RaceConfig(chosen, processes, threads, payment_delay_ms, seed, synchronous.upper())
+    config = RaceConfig(
+        chosen, processes, threads, payment_delay_ms, seed, synchronous.upper(), servers
+    )
     console = Console(stderr=as_json, width=None if _on_terminal() else 200)
     with race_targets(names, db_path, history_path) as targets:
         results = [_run_one(config, t, console, as_json) for t in targets]
@@ -183,7 +194,7 @@ def _print_summary(results: list[RaceResult], config: RaceConfig, console: Conso
     title = (
         f"lastseat race: {s.name}, {s.buyers} buyers, {config.processes} processes x "
         f"{config.threads} threads, payment {config.payment_delay_ms:g} ms, seed "
-        f"{config.seed}"
+        f"{config.seed}" + (f", {config.servers} app servers over HTTP" if config.servers else "")
     )
     render_table(results, console, title)
     if any(r.strategy == "naive" for r in results):

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from lastseat.bootstrap import build, open_store
 from lastseat.lab.checker import Verdict, check
 from lastseat.lab.history import Operation, read_history, write_history
 from lastseat.lab.scenarios import Scenario
+from lastseat.lab.servers import ServerFleet, server_fleet
 from lastseat.lab.worker import WorkerJob, WorkerResult, run_worker
 from lastseat.service.statistics import StrategyStatistics
 
@@ -42,6 +43,7 @@ class RaceConfig:
     payment_delay_ms: float = 2.0
     seed: int = 1
     synchronous: str = "NORMAL"
+    servers: int = 0  # > 0: buyers go through that many `lastseat serve` processes over HTTP
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class RaceResult:
     violations: dict[str, int] = field(default_factory=dict)
     db_path: str = ""
     history_path: str = ""
+    server_peak_rss_mb: tuple[float, ...] = ()
 
 
 def prepare(config: RaceConfig, strategy: str, db: str) -> list[Any]:
@@ -99,28 +102,59 @@ def run_race(
     `db_path` is a SQLite path or a PostgreSQL DSN of a new, empty database.
     """
     plans = prepare(config, strategy, str(db_path))
-    parts = [history_path.with_suffix(f".part{i}.jsonl") for i in range(config.processes)]
-    jobs = [
-        WorkerJob(
-            i,
-            str(db_path),
-            strategy,
-            plans[i :: config.processes],
-            config.threads,
-            config.payment_delay_ms,
-            str(parts[i]),
-            config.synchronous,
+    if config.servers:
+        with server_fleet(
+            config.servers, str(db_path), strategy, payment_delay_ms=config.payment_delay_ms
+        ) as fleet:
+            history, results = _race_processes(
+                config, strategy, str(db_path), history_path, plans, on_progress, fleet
+            )
+            server_rss_mb = fleet.peak_rss_mb()
+    else:
+        history, results = _race_processes(
+            config, strategy, str(db_path), history_path, plans, on_progress, None
         )
-        for i in range(config.processes)
-    ]
-    results = _run_processes(jobs, on_progress)
-    history = _merge(parts, history_path)
+        server_rss_mb = ()
     store = open_store(str(db_path), create=False)
     try:
         verdict = check(history, store.snapshot())
     finally:
         store.close()
-    return _summarize(config, strategy, history, results, verdict, db_path, history_path)
+    summary = _summarize(config, strategy, history, results, verdict, db_path, history_path)
+    return replace(summary, server_peak_rss_mb=server_rss_mb)
+
+
+def _race_processes(
+    config: RaceConfig,
+    strategy: str,
+    db: str,
+    history_path: Path,
+    plans: list[Any],
+    on_progress: Callable[[int], None],
+    fleet: ServerFleet | None,
+) -> tuple[list[Operation], list[WorkerResult]]:
+    parts = [history_path.with_suffix(f".part{i}.jsonl") for i in range(config.processes)]
+    urls = fleet.urls if fleet else ()
+    secret = fleet.token_secret if fleet else b""
+    # Direct buyers pause in-process; over HTTP the servers pause (LASTSEAT_PAYMENT_DELAY_MS).
+    delay_ms = 0.0 if fleet else config.payment_delay_ms
+    jobs = [
+        WorkerJob(
+            i,
+            db,
+            strategy,
+            plans[i :: config.processes],
+            config.threads,
+            delay_ms,
+            str(parts[i]),
+            config.synchronous,
+            urls,
+            secret,
+        )
+        for i in range(config.processes)
+    ]
+    results = _run_processes(jobs, on_progress)
+    return _merge(parts, history_path), results
 
 
 def _run_processes(jobs: list[WorkerJob], on_progress: Callable[[int], None]) -> list[WorkerResult]:

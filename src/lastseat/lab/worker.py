@@ -29,6 +29,7 @@ from lastseat.domain.errors import (
 )
 from lastseat.domain.holds import SeatClaim
 from lastseat.lab.history import Operation, OpType, write_history
+from lastseat.lab.http_buyer import HttpBuyer, UnknownOutcomeError
 from lastseat.lab.scenarios import BuyerPlan
 from lastseat.service.booking import BookingService
 from lastseat.service.ports import Pause, no_pause
@@ -57,6 +58,8 @@ class WorkerJob:
     payment_delay_ms: float
     history_path: str
     synchronous: str
+    servers: tuple[str, ...] = ()
+    token_secret: bytes = b""
 
 
 @dataclass(slots=True)
@@ -73,17 +76,24 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
     """Process entry point: race the job's buyers, write history, return counters."""
     store = open_store(job.db_path, create=False, synchronous=job.synchronous)
     services = build(store, job.strategy, allow_unsafe=True, pause=_pause_for(job))
+    http = HttpBuyer(job.servers, job.token_secret) if job.servers else None
     recorder = _Recorder(job.index)
-    next_buyer = iter(job.plans)
+    next_buyer = iter(enumerate(job.plans))
     take_lock = threading.Lock()
 
     def buyer_loop() -> None:
         while True:
             with take_lock:
-                plan = next(next_buyer, None)
+                index, plan = next(next_buyer, (0, None))
             if plan is None:
+                if http is not None:
+                    http.close()
                 return
-            recorder.attempt(plan, functools.partial(_buy, services.booking, plan))
+            if http is not None:
+                buy = functools.partial(http.buy, index, plan.buyer_id, plan.claim)
+            else:
+                buy = functools.partial(_buy, services.booking, plan)
+            recorder.attempt(plan, buy)
             with progress.get_lock():
                 progress.value += 1
 
@@ -94,6 +104,7 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
             future.result()
     finished = time.monotonic_ns()
     write_history(Path(job.history_path), recorder.operations)
+    # Over HTTP the strategy runs in the servers; their counters are on their /metrics.
     stats = services.booking.strategy.statistics().as_dict()
     store.close()
     return WorkerResult(stats, recorder.latencies_ns, started, finished)
@@ -136,6 +147,8 @@ class _Recorder:
         except LastseatError as exc:
             kind, error = _classify(exc)
             self._add(kind, op_id, plan, error=error)
+        except UnknownOutcomeError as exc:
+            self._add("info", op_id, plan, error=str(exc))
         except Exception as exc:
             self._add("info", op_id, plan, error=f"{type(exc).__name__}: {exc}")
         else:
