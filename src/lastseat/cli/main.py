@@ -1,4 +1,4 @@
-"""Entry point: `lastseat race | check | serve-less admin commands`."""
+"""Entry point: `lastseat race | check | bench | serve` and the admin commands."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from lastseat import __version__
 from lastseat.cli.admin import availability, buy, event, sweep, wallet
+from lastseat.cli.bench import bench
 from lastseat.cli.errors import EXIT_USAGE, exit_code_for, fail
 from lastseat.cli.race import check_command, race
 from lastseat.domain.errors import LastseatError
@@ -21,7 +22,7 @@ def cli() -> None:
     """lastseat: sell the last seat exactly once, and prove it."""
 
 
-for command in (race, check_command, event, wallet, availability, buy, sweep):
+for command in (race, check_command, bench, event, wallet, availability, buy, sweep):
     cli.add_command(command)
 
 

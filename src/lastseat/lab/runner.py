@@ -21,7 +21,7 @@ from lastseat.bootstrap import build, open_store
 from lastseat.lab.checker import Verdict, check
 from lastseat.lab.history import Operation, read_history, write_history
 from lastseat.lab.scenarios import Scenario
-from lastseat.lab.servers import ServerFleet, server_fleet
+from lastseat.lab.servers import ServerFleet, server_fleet, strategy_statistics
 from lastseat.lab.worker import WorkerJob, WorkerResult, run_worker
 from lastseat.service.statistics import StrategyStatistics
 
@@ -110,6 +110,8 @@ def run_race(
                 config, strategy, str(db_path), history_path, plans, on_progress, fleet
             )
             server_rss_mb = fleet.peak_rss_mb()
+            # The strategy ran inside the servers: their counters replace the buyers' zeros.
+            results = [WorkerResult(strategy_statistics(fleet.urls), [], 0, 0), *results]
     else:
         history, results = _race_processes(
             config, strategy, str(db_path), history_path, plans, on_progress, None
@@ -221,8 +223,9 @@ def _summarize(
     failures = Counter(op.error for op in history if op.type == "fail")
     rejected = sum(n for error, n in failures.items() if error in REJECTIONS)
     counters = StrategyStatistics.merged([r.statistics for r in results])
+    timed = [r for r in results if r.finished_ns]
     elapsed_s = max(
-        1e-9, (max(r.finished_ns for r in results) - min(r.started_ns for r in results)) / 1e9
+        1e-9, (max(r.finished_ns for r in timed) - min(r.started_ns for r in timed)) / 1e9
     )
     latencies = sorted(n for r in results for n in r.latencies_ns)
     return RaceResult(

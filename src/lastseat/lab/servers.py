@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from lastseat.domain.errors import StoreError
 
@@ -134,3 +135,23 @@ def _peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def strategy_statistics(urls: tuple[str, ...]) -> dict[str, int]:
+    """The strategy counters of every server, summed, read from their /metrics."""
+    totals: dict[str, float] = {}
+    for url in urls:
+        text = httpx.get(f"{url}/metrics", timeout=10.0).text
+        for family in text_string_to_metric_families(text):
+            name = family.name.removeprefix("lastseat_strategy_")
+            if name == family.name:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    totals[name] = totals.get(name, 0.0) + sample.value
+    scale = {"lock_wait_seconds": ("lock_wait_ns", 1e9), "lock_held_seconds": ("lock_held_ns", 1e9)}
+    result: dict[str, int] = {}
+    for name, value in totals.items():
+        key, factor = scale.get(name, (name, 1.0))
+        result[key] = int(value * factor)
+    return result
