@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
@@ -42,17 +42,21 @@ def open_store(
     create: bool = True,
     safety_nets: bool = True,
     synchronous: str = "FULL",
+    pool_size: int | None = None,
 ) -> Store:
     """Open (and migrate) the database a `--db` value names: a SQLite path or a PostgreSQL URL.
 
     For PostgreSQL the database itself must exist (`create` only concerns SQLite files), and
     `synchronous` OFF means `synchronous_commit = off`, anything else durable commits.
+    `pool_size` opens that many PostgreSQL connections up front (an app server should: a pool
+    that grows one connection at a time under a rush serializes the first requests).
     """
     if is_postgres(db):
         commit = "off" if synchronous.upper() == "OFF" else "on"
-        return PostgresStore(
-            db, PostgresOptions(safety_nets=safety_nets, synchronous_commit=commit)
-        )
+        pg = PostgresOptions(safety_nets=safety_nets, synchronous_commit=commit)
+        if pool_size:
+            pg = replace(pg, min_connections=pool_size, max_connections=pool_size)
+        return PostgresStore(db, pg)
     options = SqliteOptions(create=create, safety_nets=safety_nets, synchronous=synchronous)
     return SqliteStore(sqlite_path(db), options)
 

@@ -11,6 +11,7 @@ from lastseat.cli.admin import availability, buy, event, sweep, wallet
 from lastseat.cli.bench import bench
 from lastseat.cli.errors import EXIT_USAGE, exit_code_for, fail
 from lastseat.cli.race import check_command, race
+from lastseat.cli.serve import serve
 from lastseat.domain.errors import LastseatError
 from lastseat.lab.history import HistoryFormatError
 from lastseat.lab.runner import LabError
@@ -22,7 +23,7 @@ def cli() -> None:
     """lastseat: sell the last seat exactly once, and prove it."""
 
 
-for command in (race, check_command, bench, event, wallet, availability, buy, sweep):
+for command in (race, check_command, bench, event, wallet, availability, buy, sweep, serve):
     cli.add_command(command)
 
 

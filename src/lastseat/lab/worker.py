@@ -76,7 +76,7 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
     """Process entry point: race the job's buyers, write history, return counters."""
     store = open_store(job.db_path, create=False, synchronous=job.synchronous)
     services = build(store, job.strategy, allow_unsafe=True, pause=_pause_for(job))
-    http = HttpBuyer(job.servers, job.token_secret) if job.servers else None
+    http = HttpBuyer(job.servers, job.token_secret, job.threads) if job.servers else None
     recorder = _Recorder(job.index)
     next_buyer = iter(enumerate(job.plans))
     take_lock = threading.Lock()
@@ -86,8 +86,6 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
             with take_lock:
                 index, plan = next(next_buyer, (0, None))
             if plan is None:
-                if http is not None:
-                    http.close()
                 return
             if http is not None:
                 buy = functools.partial(http.buy, index, plan.buyer_id, plan.claim)
@@ -103,6 +101,8 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
         for future in [pool.submit(buyer_loop) for _ in range(job.threads)]:
             future.result()
     finished = time.monotonic_ns()
+    if http is not None:
+        http.close()
     write_history(Path(job.history_path), recorder.operations)
     # Over HTTP the strategy runs in the servers; their counters are on their /metrics.
     stats = services.booking.strategy.statistics().as_dict()

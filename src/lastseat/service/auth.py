@@ -34,6 +34,8 @@ def issue_token(secret: bytes, buyer_id: str) -> str:
 def buyer_of(secret: bytes, token: str) -> str:
     """The buyer a token was issued to, or InvalidTokenError (constant-time comparison)."""
     buyer_id, _, signature = token.rpartition(".")
-    if not buyer_id or not hmac.compare_digest(signature, _signature(secret, buyer_id)):
+    expected = _signature(secret, buyer_id).encode()
+    # Bytes, not str: compare_digest refuses non-ASCII str, and tokens come from strangers.
+    if not buyer_id or not hmac.compare_digest(signature.encode(), expected):
         raise InvalidTokenError("invalid bearer token")
     return buyer_id

@@ -1,0 +1,91 @@
+"""The app factory: one FastAPI app per worker process, with its own store opened at startup.
+
+Nothing is created at import time (DESIGN.md §6): `create_app(settings)` builds the app, and
+its lifespan opens the store when the server starts and closes it when the server stops.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from lastseat import __version__
+from lastseat.api.body import BodyLimitMiddleware
+from lastseat.api.cache import AvailabilityCache
+from lastseat.api.metrics import Metrics, RequestMetricsMiddleware
+from lastseat.api.problems import install_problem_handlers
+from lastseat.api.routes import buyers, events, holds, orders, system
+from lastseat.api.schemas import Problem
+from lastseat.api.settings import Settings
+from lastseat.bootstrap import build, open_store
+
+# Connections per server process, opened at start-up; FastAPI's threadpool runs 40 requests.
+SERVER_POOL_SIZE = 16
+
+DESCRIPTION = (
+    "Sell seats and general-admission units to concurrent buyers without ever overselling. "
+    "Errors are RFC 9457 problem documents with stable `type` URIs."
+)
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.db, create=True, pool_size=SERVER_POOL_SIZE)
+        try:
+            app.state.services = build(store, settings.strategy, allow_unsafe=settings.allow_unsafe)
+            yield
+        finally:
+            app.state.services = None
+            store.close()
+
+    return lifespan
+
+
+def _with_problem_schema(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document, with the Problem schema every error response refers to."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = plain()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    return openapi
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A new app serving `settings.db` with `settings.strategy`."""
+    settings.validate()
+    app = FastAPI(
+        title="lastseat",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan(settings),
+    )
+    metrics = Metrics(settings.strategy)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.cache = AvailabilityCache(settings.cache_ttl_ms)
+    app.state.services = None
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    for module in (system, events, buyers, holds, orders):
+        app.include_router(module.router)
+    app.openapi = _with_problem_schema(app)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory for worker processes: settings from `LASTSEAT_*` variables."""
+    return create_app(Settings.from_env(os.environ))

@@ -1,0 +1,113 @@
+"""Domain objects turned into response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lastseat.api.schemas import (
+    EventOut,
+    HoldOut,
+    OrderOut,
+    PoolOut,
+    PurchaseOut,
+    SeatMapOut,
+    SeatOut,
+    TicketOut,
+)
+from lastseat.domain.holds import Claim, Hold, HoldStatus, PoolClaim, SeatClaim
+from lastseat.domain.orders import Order
+from lastseat.domain.tickets import Ticket
+from lastseat.service.booking import Purchase
+from lastseat.service.ports import Availability
+
+
+def claim_of(event_id: str, seat_ids: list[str] | None, pool: str | None, quantity: int) -> Claim:
+    """The domain claim a request body names."""
+    if seat_ids is not None:
+        return SeatClaim(event_id, tuple(seat_ids))
+    return PoolClaim(event_id, f"{event_id}/{pool}", quantity)
+
+
+def event_out(found: Availability) -> EventOut:
+    """An event's counts of what is left."""
+    return EventOut(
+        event_id=found.event_id,
+        name=found.name,
+        seats_available=found.seats_available,
+        seats_total=len(found.seats),
+        pools=[
+            PoolOut(
+                pool_id=p.pool_id,
+                name=p.name,
+                capacity=p.capacity,
+                available=p.available,
+                price_minor=p.price.amount_minor,
+            )
+            for p in found.pools
+        ],
+    )
+
+
+def seat_map_out(found: Availability) -> SeatMapOut:
+    """Every seat of an event and whether it is free."""
+    return SeatMapOut(
+        event_id=found.event_id,
+        seats=[
+            SeatOut(
+                seat_id=s.seat_id,
+                section=s.section,
+                row=s.row,
+                number=s.number,
+                price_minor=s.price.amount_minor,
+                available=s.available,
+            )
+            for s in found.seats
+        ],
+    )
+
+
+def hold_out(hold: Hold, now: datetime) -> HoldOut:
+    """A hold as its buyer sees it: a lapsed active hold reads as expired."""
+    claim = hold.claim
+    status = HoldStatus.EXPIRED if hold.is_lapsed(now) else hold.status
+    return HoldOut(
+        hold_id=hold.hold_id,
+        status=status.value,
+        expires_at=hold.expires_at,
+        fence=hold.fence,
+        event_id=claim.event_id,
+        seat_ids=list(claim.seat_ids) if isinstance(claim, SeatClaim) else [],
+        pool_id=claim.pool_id if isinstance(claim, PoolClaim) else None,
+        quantity=claim.quantity,
+    )
+
+
+def order_out(order: Order) -> OrderOut:
+    """An order's public fields."""
+    return OrderOut(
+        order_id=order.order_id,
+        status=order.status.value,
+        amount_minor=order.amount.amount_minor,
+        currency=order.amount.currency,
+        quantity=order.quantity,
+        event_id=order.event_id,
+        hold_id=order.hold_id,
+    )
+
+
+def ticket_out(ticket: Ticket) -> TicketOut:
+    """A ticket's public fields."""
+    return TicketOut(
+        ticket_id=ticket.ticket_id,
+        seat_id=ticket.seat_id,
+        pool_id=ticket.pool_id,
+        code=ticket.code,
+        status=ticket.status.value,
+    )
+
+
+def purchase_out(purchase: Purchase) -> PurchaseOut:
+    """An order with its tickets."""
+    return PurchaseOut(
+        order=order_out(purchase.order), tickets=[ticket_out(t) for t in purchase.tickets]
+    )

@@ -1,0 +1,166 @@
+"""RFC 9457 problem details: the one table from errors and HTTP statuses to problem types.
+
+Every error answer of the API is `application/problem+json` with a stable `type` URI, so
+clients branch on `type` (or `status`), never on `detail` text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from lastseat.domain.errors import (
+    ConflictError,
+    HoldExpiredError,
+    InsufficientFundsError,
+    InvalidTransitionError,
+    LastseatError,
+    NotFoundError,
+    StoreBusyError,
+    StoreError,
+    UnavailableError,
+    UnsafeStrategyError,
+    ValidationError,
+)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://lastseat.dev/problems/"
+RETRY_AFTER_S = 1
+_MAX_DETAIL = 1000
+logger = logging.getLogger("lastseat.api")
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    """One kind of error answer: its slug, status, title and the errors that raise it."""
+
+    slug: str
+    status: int
+    title: str
+    raised_by: tuple[type[Exception], ...] = ()
+
+    @property
+    def uri(self) -> str:
+        """The stable `type` member of the problem document."""
+        return TYPE_BASE + self.slug
+
+
+# The one mapping table. For a status without an error, the first row with that status wins.
+PROBLEM_TYPES: tuple[ProblemType, ...] = (
+    ProblemType("malformed-request", 400, "Malformed request"),
+    ProblemType("unauthorized", 401, "Missing or invalid credentials"),
+    ProblemType("insufficient-funds", 402, "Insufficient funds", (InsufficientFundsError,)),
+    ProblemType("forbidden", 403, "Not allowed for these credentials"),
+    ProblemType("not-found", 404, "Not found", (NotFoundError,)),
+    ProblemType("method-not-allowed", 405, "Method not allowed"),
+    ProblemType("conflict", 409, "Conflict with a concurrent request", (ConflictError,)),
+    ProblemType("unavailable", 409, "Already taken", (UnavailableError,)),
+    ProblemType(
+        "invalid-state", 409, "Not allowed in the current state", (InvalidTransitionError,)
+    ),
+    ProblemType("hold-expired", 410, "Hold expired", (HoldExpiredError,)),
+    ProblemType("payload-too-large", 413, "Request body too large"),
+    ProblemType("unsupported-media-type", 415, "Request body must be application/json"),
+    ProblemType("validation", 422, "Invalid request", (ValidationError,)),
+    ProblemType("unsafe-strategy", 422, "Unsafe strategy refused", (UnsafeStrategyError,)),
+    ProblemType("internal", 500, "Internal error"),
+    ProblemType("overloaded", 503, "Overloaded, retry later", (StoreBusyError,)),
+    ProblemType("unavailable-store", 503, "Database unavailable", (StoreError,)),
+)
+_BY_ERROR = {error: row for row in PROBLEM_TYPES for error in row.raised_by}
+_BY_STATUS: dict[int, ProblemType] = {}
+for _row in PROBLEM_TYPES:
+    _BY_STATUS.setdefault(_row.status, _row)
+
+
+def problem_for_error(exc: BaseException) -> ProblemType:
+    """The problem type of an error: its most specific class listed in the table."""
+    for cls in type(exc).__mro__:
+        if cls in _BY_ERROR:
+            return _BY_ERROR[cls]
+    return _BY_STATUS[500]
+
+
+def problem_for_status(status: int) -> ProblemType:
+    """The problem type of a bare HTTP status (routing, auth, body limits)."""
+    found = _BY_STATUS.get(status)
+    if found is not None:
+        return found
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return ProblemType(f"http-{status}", status, phrase)
+
+
+def problem_response(
+    problem: ProblemType, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """A problem+json answer; overload answers say when to retry."""
+    body = {
+        "type": problem.uri,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": " ".join(detail.split())[:_MAX_DETAIL] or problem.title,
+    }
+    extra = dict(headers or {})
+    if problem.slug == "overloaded":
+        extra["Retry-After"] = str(RETRY_AFTER_S)
+    return JSONResponse(body, problem.status, extra or None, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:10]:
+        where = ".".join(str(step) for step in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+async def _on_lastseat_error(request: Request, exc: Exception) -> Response:
+    return problem_response(problem_for_error(exc), str(exc))
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return problem_response(problem_for_status(400), "the request body is not valid JSON")
+    return problem_response(problem_for_status(422), _validation_detail(exc))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem_response(problem_for_status(exc.status_code), str(exc.detail), exc.headers)
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> Response:
+    # The last resort: the type and route are logged, never headers (they carry secrets).
+    logger.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return problem_response(problem_for_status(500), "unexpected error; it has been logged")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error of `app` with a problem document."""
+    app.add_exception_handler(LastseatError, _on_lastseat_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem answers with these statuses."""
+    return {
+        status: {
+            "description": " / ".join(row.title for row in PROBLEM_TYPES if row.status == status),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,77 @@
+"""Orders and tickets: quick buy, list, read, cancel with refund."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+
+from lastseat.api.auth import BuyerId
+from lastseat.api.body import require_json
+from lastseat.api.deps import CacheDep, MetricsDep, ServicesDep
+from lastseat.api.present import claim_of, purchase_out, ticket_out
+from lastseat.api.problems import problem_responses
+from lastseat.api.schemas import ClaimIn, IdPath, OrdersOut, PurchaseOut, TicketsOut
+
+router = APIRouter(tags=["orders"])
+CREATED_ORDER: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "The confirmed order and its tickets",
+        "headers": {"Location": {"description": "The order's URL", "schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/purchases",
+    status_code=201,
+    dependencies=[Depends(require_json)],
+    responses={**CREATED_ORDER, **problem_responses(400, 401, 402, 404, 409, 413, 415, 422, 503)},
+)
+def quick_buy(
+    body: ClaimIn,
+    buyer_id: BuyerId,
+    response: Response,
+    services: ServicesDep,
+    cache: CacheDep,
+    metrics: MetricsDep,
+) -> PurchaseOut:
+    """Claim, charge the wallet and confirm in one step, all or nothing."""
+    claim = claim_of(body.event_id, body.seat_ids, body.pool, body.quantity or 1)
+    try:
+        purchase = services.booking.quick_buy(buyer_id, claim)
+    finally:
+        # Sold, or refused because the cached picture was stale: either way it is out of date.
+        cache.forget(body.event_id)
+    metrics.purchased()
+    response.headers["Location"] = f"/orders/{purchase.order.order_id}"
+    return purchase_out(purchase)
+
+
+@router.get("/orders", responses=problem_responses(401, 503))
+def list_orders(buyer_id: BuyerId, services: ServicesDep) -> OrdersOut:
+    """The caller's orders, newest first."""
+    return OrdersOut(orders=[purchase_out(p) for p in services.booking.purchases_of(buyer_id)])
+
+
+@router.get("/orders/{order_id}", responses=problem_responses(401, 404, 422, 503))
+def read_order(order_id: IdPath, buyer_id: BuyerId, services: ServicesDep) -> PurchaseOut:
+    """One of the caller's orders with its tickets."""
+    return purchase_out(services.booking.purchase(buyer_id, order_id))
+
+
+@router.post("/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422, 503))
+def cancel_order(
+    order_id: IdPath, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep
+) -> PurchaseOut:
+    """Refund a confirmed order: money back to the wallet, tickets void, inventory free."""
+    order = services.booking.cancel_order(buyer_id, order_id)
+    cache.forget(order.event_id)
+    return purchase_out(services.booking.purchase(buyer_id, order_id))
+
+
+@router.get("/tickets", responses=problem_responses(401, 503))
+def list_tickets(buyer_id: BuyerId, services: ServicesDep) -> TicketsOut:
+    """The tickets of the caller's 100 newest orders, newest order first."""
+    purchases = services.booking.purchases_of(buyer_id)
+    return TicketsOut(tickets=[ticket_out(t) for p in purchases for t in p.tickets])

@@ -1,0 +1,242 @@
+"""Request and response bodies, with the limits every input obeys (they show in OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from lastseat.domain.holds import MAX_HOLD_TTL, MAX_SEATS_PER_CLAIM, MAX_UNITS_PER_CLAIM
+from lastseat.domain.inventory import MAX_POOL_CAPACITY, MAX_ROWS, MAX_SEATS_PER_EVENT
+from lastseat.domain.ledger import MAX_AMOUNT_MINOR
+
+# The same rules as the domain's check_id / check_name, as patterns a client can read.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$"
+SEAT_ID_PATTERN = (
+    r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}/[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}/[0-9]{4}/[0-9]{4}$"
+)
+MAX_BLOCKS = 50
+MAX_POOLS = 50
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
+SeatId = Annotated[str, StringConstraints(pattern=SEAT_ID_PATTERN, max_length=140)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$", max_length=3)]
+AmountMinor = Annotated[int, Field(ge=1, le=MAX_AMOUNT_MINOR)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_UNITS_PER_CLAIM)]
+TtlSeconds = Annotated[int, Field(ge=1, le=int(MAX_HOLD_TTL.total_seconds()))]
+IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
+
+
+class Body(BaseModel):
+    """A request body: strict JSON types, no unknown members."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SeatBlockIn(Body):
+    """`rows` x `seats_per_row` seats of one section at one price."""
+
+    section: Name
+    rows: Annotated[int, Field(ge=1, le=MAX_ROWS)]
+    seats_per_row: Annotated[int, Field(ge=1, le=MAX_ROWS)]
+    price_minor: AmountMinor
+
+
+class PoolIn(Body):
+    """A general-admission pool."""
+
+    name: Name
+    capacity: Annotated[int, Field(ge=0, le=MAX_POOL_CAPACITY)]
+    price_minor: AmountMinor
+
+
+class EventIn(Body):
+    """A new event with its seat blocks and pools (at least one of either)."""
+
+    event_id: Id
+    name: Name
+    currency: Currency
+    seat_blocks: Annotated[list[SeatBlockIn], Field(max_length=MAX_BLOCKS)] = []
+    pools: Annotated[list[PoolIn], Field(max_length=MAX_POOLS)] = []
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if not self.seat_blocks and not self.pools:
+            raise ValueError("an event needs at least one seat block or one pool")
+        if sum(b.rows * b.seats_per_row for b in self.seat_blocks) > MAX_SEATS_PER_EVENT:
+            raise ValueError(f"an event may have at most {MAX_SEATS_PER_EVENT} seats")
+        return self
+
+
+class ClaimIn(Body):
+    """Either `seat_ids` (all or nothing) or a `pool` name with a `quantity` (default 1)."""
+
+    event_id: Id
+    seat_ids: (
+        Annotated[list[SeatId], Field(min_length=1, max_length=MAX_SEATS_PER_CLAIM)] | None
+    ) = None
+    pool: Name | None = None
+    quantity: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.seat_ids is None) == (self.pool is None):
+            raise ValueError("name either seat_ids or pool")
+        if self.seat_ids is not None and self.quantity not in (None, len(self.seat_ids)):
+            raise ValueError("quantity goes with pool; seat claims count their seat_ids")
+        return self
+
+
+class HoldIn(ClaimIn):
+    """A claim to hold for `ttl_s` seconds (default 10 minutes)."""
+
+    ttl_s: TtlSeconds | None = None
+
+
+class BuyerIn(Body):
+    """A buyer to open a wallet for."""
+
+    buyer_id: Id
+    currency: Currency
+
+
+class TopUpIn(Body):
+    """Money brought into a wallet, in its currency's minor units."""
+
+    amount_minor: AmountMinor
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: str
+
+
+class EventCreated(BaseModel):
+    """How much inventory a new event got."""
+
+    event_id: str
+    seats: int
+    pools: int
+
+
+class PoolOut(BaseModel):
+    """One pool's availability."""
+
+    pool_id: str
+    name: str
+    capacity: int
+    available: int
+    price_minor: int
+
+
+class EventOut(BaseModel):
+    """What an event has left."""
+
+    event_id: str
+    name: str
+    seats_available: int
+    seats_total: int
+    pools: list[PoolOut]
+
+
+class SeatOut(BaseModel):
+    """One seat of the seat map."""
+
+    seat_id: str
+    section: str
+    row: int
+    number: int
+    price_minor: int
+    available: bool
+
+
+class SeatMapOut(BaseModel):
+    """Every seat of an event."""
+
+    event_id: str
+    seats: list[SeatOut]
+
+
+class BuyerOut(BaseModel):
+    """A buyer's wallet and the bearer token to act as that buyer."""
+
+    buyer_id: str
+    token: str
+    balance_minor: int
+    currency: str
+
+
+class WalletOut(BaseModel):
+    """A wallet's balance."""
+
+    buyer_id: str
+    balance_minor: int
+    currency: str
+
+
+class HoldOut(BaseModel):
+    """A hold; `status` shows `expired` once `expires_at` has passed."""
+
+    hold_id: str
+    status: str
+    expires_at: datetime
+    fence: int
+    event_id: str
+    seat_ids: list[str]
+    pool_id: str | None
+    quantity: int
+
+
+class OrderOut(BaseModel):
+    """An order."""
+
+    order_id: str
+    status: str
+    amount_minor: int
+    currency: str
+    quantity: int
+    event_id: str
+    hold_id: str
+
+
+class TicketOut(BaseModel):
+    """A ticket; `code` is the unguessable proof of purchase."""
+
+    ticket_id: str
+    seat_id: str | None
+    pool_id: str | None
+    code: str
+    status: str
+
+
+class PurchaseOut(BaseModel):
+    """An order with its tickets."""
+
+    order: OrderOut
+    tickets: list[TicketOut]
+
+
+class OrdersOut(BaseModel):
+    """A buyer's orders, newest first."""
+
+    orders: list[PurchaseOut]
+
+
+class TicketsOut(BaseModel):
+    """A buyer's tickets."""
+
+    tickets: list[TicketOut]

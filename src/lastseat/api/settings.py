@@ -1,0 +1,99 @@
+"""What one HTTP server process needs to know, read from `LASTSEAT_*` environment variables.
+
+Secrets are kept out of `repr`, so a settings object can be logged without leaking them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from lastseat.bootstrap import DEFAULT_DB
+from lastseat.concurrency.registry import make_strategy
+from lastseat.domain.errors import ValidationError
+from lastseat.service.auth import MIN_SECRET_BYTES
+from lastseat.service.ports import Pause, no_pause
+
+DB_ENV = "LASTSEAT_DB"
+STRATEGY_ENV = "LASTSEAT_STRATEGY"
+ALLOW_UNSAFE_ENV = "LASTSEAT_ALLOW_UNSAFE"
+ADMIN_KEY_ENV = "LASTSEAT_ADMIN_KEY"
+TOKEN_SECRET_ENV = "LASTSEAT_TOKEN_SECRET"  # noqa: S105 - a variable name, not a secret
+CACHE_TTL_ENV = "LASTSEAT_CACHE_TTL_MS"
+PAYMENT_DELAY_ENV = "LASTSEAT_PAYMENT_DELAY_MS"
+MAX_PAYMENT_DELAY_MS = 10_000.0
+DEFAULT_CACHE_TTL_MS = 500
+MAX_CACHE_TTL_MS = 60_000
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """One server's configuration; `validate()` refuses unusable values with ValidationError."""
+
+    admin_key: str = field(repr=False)
+    token_secret: bytes = field(repr=False)
+    db: str = DEFAULT_DB
+    strategy: str = "atomic"
+    allow_unsafe: bool = False
+    cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS
+    payment_delay_ms: float = 0.0  # the race lab's widened check-to-write window
+
+    def validate(self) -> Settings:
+        """This object, if every value is usable; else ValidationError (or UnsafeStrategyError)."""
+        if not self.admin_key:
+            raise ValidationError(f"{ADMIN_KEY_ENV} is not set")
+        if len(self.token_secret) < MIN_SECRET_BYTES:
+            raise ValidationError(
+                f"{TOKEN_SECRET_ENV} must be set to at least {MIN_SECRET_BYTES} bytes"
+            )
+        if not 0 <= self.cache_ttl_ms <= MAX_CACHE_TTL_MS:
+            raise ValidationError(f"{CACHE_TTL_ENV} must be 0..{MAX_CACHE_TTL_MS}")
+        if not 0 <= self.payment_delay_ms <= MAX_PAYMENT_DELAY_MS:  # NaN fails too
+            raise ValidationError(f"{PAYMENT_DELAY_ENV} must be 0..{MAX_PAYMENT_DELAY_MS:g}")
+        make_strategy(self.strategy, allow_unsafe=self.allow_unsafe)
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings from environment variables, validated."""
+        ttl_text = environ.get(CACHE_TTL_ENV, str(DEFAULT_CACHE_TTL_MS))
+        if not ttl_text.strip().isdigit():
+            raise ValidationError(f"{CACHE_TTL_ENV} must be a whole number of milliseconds")
+        try:
+            delay_ms = float(environ.get(PAYMENT_DELAY_ENV) or 0)
+        except ValueError:
+            raise ValidationError(f"{PAYMENT_DELAY_ENV} must be a number") from None
+        return cls(
+            admin_key=environ.get(ADMIN_KEY_ENV, ""),
+            token_secret=environ.get(TOKEN_SECRET_ENV, "").encode(),
+            db=environ.get(DB_ENV, DEFAULT_DB),
+            strategy=environ.get(STRATEGY_ENV, "atomic"),
+            allow_unsafe=environ.get(ALLOW_UNSAFE_ENV, "").lower() in _TRUE,
+            cache_ttl_ms=int(ttl_text),
+            payment_delay_ms=delay_ms,
+        ).validate()
+
+    def pause(self) -> Pause:
+        """The strategy's check-to-write pause: none, or a sleep of `payment_delay_ms`."""
+        if not self.payment_delay_ms:
+            return no_pause
+        delay_s = self.payment_delay_ms / 1000
+
+        def sleep() -> None:
+            time.sleep(delay_s)
+
+        return sleep
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make `from_env` return these settings."""
+        return {
+            DB_ENV: self.db,
+            STRATEGY_ENV: self.strategy,
+            ALLOW_UNSAFE_ENV: "1" if self.allow_unsafe else "",
+            ADMIN_KEY_ENV: self.admin_key,
+            TOKEN_SECRET_ENV: self.token_secret.decode(),
+            CACHE_TTL_ENV: str(self.cache_ttl_ms),
+            PAYMENT_DELAY_ENV: f"{self.payment_delay_ms:g}",
+        }

@@ -1,0 +1,150 @@
+"""`lastseat serve`: the HTTP service under uvicorn, with one or several worker processes.
+
+Secrets come from the environment (`LASTSEAT_ADMIN_KEY`, `LASTSEAT_TOKEN_SECRET`), never from
+the command line, where other users of the machine could read them; `--dev` makes random ones.
+Workers are separate processes started from an import string, so each opens its own store and
+reads its settings from the environment this command sets up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from lastseat.api.settings import (
+    ADMIN_KEY_ENV,
+    DEFAULT_CACHE_TTL_MS,
+    MAX_CACHE_TTL_MS,
+    MAX_PAYMENT_DELAY_MS,
+    TOKEN_SECRET_ENV,
+    Settings,
+)
+from lastseat.bootstrap import DEFAULT_DB, open_store
+from lastseat.concurrency.registry import STRATEGY_NAMES
+from lastseat.domain.errors import ValidationError
+
+APP_FACTORY = "lastseat.api.app:app_from_env"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def _secrets(dev: bool) -> tuple[str, str]:
+    """The admin key and token secret: from the environment, or fresh ones under --dev."""
+    admin_key = os.environ.get(ADMIN_KEY_ENV, "")
+    token_secret = os.environ.get(TOKEN_SECRET_ENV, "")
+    if dev:
+        if not admin_key:
+            admin_key = secrets.token_urlsafe(24)
+            click.echo(f"dev admin key: {admin_key}")
+        if not token_secret:
+            token_secret = secrets.token_urlsafe(32)
+            click.echo(f"dev token secret: {token_secret}")
+    if not admin_key or not token_secret:
+        raise ValidationError(
+            f"set {ADMIN_KEY_ENV} and {TOKEN_SECRET_ENV} (or pass --dev for random ones)"
+        )
+    return admin_key, token_secret
+
+
+@contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """A shared directory for the workers' Prometheus samples, unless one is set or needless."""
+    if workers == 1 or MULTIPROC_ENV in os.environ:
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="lastseat-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@click.command()
+@click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    envvar="LASTSEAT_DB",
+    help="SQLite file, sqlite:///path or postgresql://… (env LASTSEAT_DB).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGY_NAMES),
+    default="atomic",
+    show_default=True,
+    envvar="LASTSEAT_STRATEGY",
+)
+@click.option(
+    "--allow-unsafe", is_flag=True, envvar="LASTSEAT_ALLOW_UNSAFE", help="Allow the naive strategy."
+)
+@click.option(
+    "--cache-ttl-ms",
+    type=click.IntRange(0, MAX_CACHE_TTL_MS),
+    default=DEFAULT_CACHE_TTL_MS,
+    show_default=True,
+    envvar="LASTSEAT_CACHE_TTL_MS",
+    help="Availability read cache per process; 0 disables it.",
+)
+@click.option(
+    "--payment-delay-ms",
+    type=click.FloatRange(0, MAX_PAYMENT_DELAY_MS),
+    default=0.0,
+    envvar="LASTSEAT_PAYMENT_DELAY_MS",
+    help="Race lab: sleep between check and write, to widen the race window.",
+)
+@click.option("--dev", is_flag=True, help="Generate a random admin key and token secret.")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(
+    db: str,
+    host: str,
+    port: int,
+    workers: int,
+    strategy: str,
+    allow_unsafe: bool,
+    cache_ttl_ms: int,
+    payment_delay_ms: float,
+    dev: bool,
+    access_log: bool,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    admin_key, token_secret = _secrets(dev)
+    settings = Settings(
+        admin_key=admin_key,
+        token_secret=token_secret.encode(),
+        db=db,
+        strategy=strategy,
+        allow_unsafe=allow_unsafe,
+        cache_ttl_ms=cache_ttl_ms,
+        payment_delay_ms=payment_delay_ms,
+    ).validate()
+    # Migrate once here, so a bad --db fails as one line before any worker starts.
+    open_store(db, create=True).close()
+    os.environ.update(settings.to_env())
+    # Imported here: the other commands need not pay for loading the web stack.
+    import uvicorn  # noqa: PLC0415
+    from fastapi import FastAPI  # noqa: PLC0415
+
+    from lastseat.api.app import create_app  # noqa: PLC0415
+
+    app: str | FastAPI = APP_FACTORY if workers > 1 else create_app(settings)
+    with _metrics_dir(workers):
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            factory=workers > 1,
+            workers=workers if workers > 1 else None,
+            access_log=access_log,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
