@@ -26,7 +26,7 @@ from lastseat.domain.errors import (
     StoreError,
     UnavailableError,
 )
-from lastseat.domain.holds import HoldStatus, PoolClaim, SeatClaim
+from lastseat.domain.holds import HoldStatus, PoolClaim, SeatClaim, SectionClaim
 from lastseat.domain.inventory import SeatBlock, build_event, seat_id_for
 from lastseat.domain.money import Money
 from lastseat.domain.orders import OrderStatus
@@ -34,7 +34,14 @@ from lastseat.domain.tickets import Ticket, TicketStatus, new_ticket_code
 from lastseat.service.snapshot import Snapshot
 
 NO_WAIT = RetryPolicy(base_delay_s=0.0, max_delay_s=0.0)
-GUARDED = ("atomic", "row-lock", "optimistic")
+GUARDED = (
+    "atomic",
+    "row-lock",
+    "row-lock-nowait",
+    "row-lock-skip-locked",
+    "optimistic",
+    "serializable",
+)
 EUR = "EUR"
 EVENT = "ev1"
 POOL = f"{EVENT}/standing"
@@ -174,6 +181,27 @@ def test_a_hold_takes_inventory_off_sale_until_paid_and_then_it_is_sold(shop: Sh
     assert shop.balance("alice") == WALLET - SEAT_PRICE
     (seat,) = (s for s in shop.store.snapshot().seats if s.seat_id == SEAT_1)
     assert (seat.status, seat.hold_id) == ("sold", hold.hold_id)
+
+
+def test_best_available_takes_free_seats_of_the_section_and_a_lapsed_hold_frees_its_seats(
+    shop: Shop,
+) -> None:
+    booking = shop.services.booking
+    booking.quick_buy("alice", SeatClaim(EVENT, (SEAT_2,)))
+    hold = booking.place_hold("alice", SectionClaim(EVENT, "A", 2))
+    assert hold.claim == SeatClaim(EVENT, (SEAT_1, SEAT_3))
+    with pytest.raises(UnavailableError):
+        booking.quick_buy("bob", SectionClaim(EVENT, "A", 1))
+
+    shop.clock.advance(PAST_TTL)
+    purchase = booking.quick_buy("bob", SectionClaim(EVENT, "A", 2))
+
+    assert sorted(t.seat_id or "" for t in purchase.tickets) == [SEAT_1, SEAT_3]
+    assert purchase.order.amount == Money(2 * SEAT_PRICE, EUR)
+    assert shop.balance("bob") == WALLET - 2 * SEAT_PRICE
+    assert shop.free_seats() == set()
+    with pytest.raises(HoldExpiredError):
+        booking.pay_hold("alice", hold.hold_id)
 
 
 def test_the_fence_of_each_new_hold_is_larger_than_the_last(shop: Shop) -> None:

@@ -9,56 +9,20 @@ which shows that this test can fail.
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import threading
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pg_racers import EVENT, SEAT, buy_the_seat
+from pg_racers import BUYERS, EUR, PRICE, race, valid_tickets_for_the_seat
 
 from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
-from lastseat.bootstrap import build, open_store
+from lastseat.bootstrap import build
 from lastseat.domain.errors import InsufficientFundsError
-from lastseat.domain.inventory import SeatBlock, build_event
 from lastseat.domain.money import Money
-from lastseat.service.snapshot import Snapshot
 
 GUARDED = ["atomic", "row-lock", "optimistic"]
-PROCESSES = 4
-THREADS = 6
-BUYERS = [f"buyer{n:03d}" for n in range(240)]
-PRICE = 1_000
-EUR = "EUR"
-
-
-def race(dsn: str, strategy: str, pause_ms: float) -> tuple[Counter[str], Snapshot]:
-    store = open_store(dsn, safety_nets=False)
-    services = build(store)
-    seats = [SeatBlock("A", 1, 1, Money(PRICE, EUR))]
-    services.catalog.create_event(build_event(EVENT, "Last seat", EUR, seats, []))
-    services.wallets.fund_wallets({b: Money(2 * PRICE, EUR) for b in BUYERS})
-    store.close()
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(PROCESSES, mp_context=ctx) as pool:
-        barrier = manager.Barrier(PROCESSES)
-        futures = [
-            pool.submit(
-                buy_the_seat, dsn, strategy, BUYERS[i::PROCESSES], THREADS, pause_ms, barrier
-            )
-            for i in range(PROCESSES)
-        ]
-        outcomes = sum((Counter(f.result()) for f in futures), Counter[str]())
-    store = open_store(dsn)
-    try:
-        return outcomes, store.snapshot()
-    finally:
-        store.close()
-
-
-def valid_tickets_for_the_seat(snapshot: Snapshot) -> int:
-    return sum(1 for t in snapshot.tickets if t.seat_id == SEAT and t.status == "valid")
 
 
 @pytest.mark.slow
@@ -66,7 +30,7 @@ def valid_tickets_for_the_seat(snapshot: Snapshot) -> int:
 def test_240_buyers_in_4_processes_racing_for_one_seat_get_exactly_one_ticket(
     pg_dsn: str, strategy: str
 ) -> None:
-    outcomes, snapshot = race(pg_dsn, strategy, pause_ms=2.0)
+    outcomes, _, snapshot = race(pg_dsn, strategy, pause_ms=2.0)
 
     assert sum(outcomes.values()) == len(BUYERS)
     assert outcomes["ok"] == 1
@@ -84,7 +48,7 @@ def test_240_buyers_in_4_processes_racing_for_one_seat_get_exactly_one_ticket(
 def test_naive_sells_the_one_seat_more_than_once_when_check_and_write_are_apart(
     pg_dsn: str,
 ) -> None:
-    outcomes, snapshot = race(pg_dsn, "naive", pause_ms=5.0)
+    outcomes, _, snapshot = race(pg_dsn, "naive", pause_ms=5.0)
 
     assert valid_tickets_for_the_seat(snapshot) > 1
     assert outcomes["ok"] == valid_tickets_for_the_seat(snapshot)

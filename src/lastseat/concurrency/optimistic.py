@@ -24,9 +24,9 @@ from lastseat.concurrency.base import (
     refusal,
     seat_versions,
 )
-from lastseat.concurrency.retry import RetryPolicy, VersionConflictError
+from lastseat.concurrency.retry import VersionConflictError
 from lastseat.domain.holds import Claim, SeatClaim
-from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
+from lastseat.service.ports import InventoryTx, Stage, Store
 
 T = TypeVar("T")
 
@@ -35,10 +35,6 @@ class OptimisticStrategy(StrategyBase):
     """Version-checked writes with bounded, jittered retries."""
 
     name = "optimistic"
-
-    def __init__(self, pause: Pause = no_pause, retry: RetryPolicy | None = None) -> None:
-        super().__init__(pause)
-        self.retry = retry or RetryPolicy()
 
     def claim(
         self,

@@ -1,4 +1,17 @@
-"""Strategy names as users type them (DESIGN.md §5) and the one place that builds them."""
+"""Strategy names as users type them (DESIGN.md §5) and the one place that builds them.
+
+The row-lock modes are separate names, not an option, so that one kebab-case word names the
+whole mechanism the same way in the CLI, config, API and reports:
+
+| name                   | what the second buyer of a locked row does                      |
+| ---------------------- | --------------------------------------------------------------- |
+| `row-lock`             | waits for it (up to lock_timeout, then LockTimeoutError)        |
+| `row-lock-nowait`      | fails at once with LockNotAvailableError (a conflict, 409)      |
+| `row-lock-skip-locked` | takes other free seats of the section (best-available claims)   |
+
+`STRATEGY_NAMES` stays the foundation's four, the set a default race compares; every name
+`make_strategy` accepts is in `ALL_STRATEGY_NAMES`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +19,20 @@ from lastseat.concurrency.atomic import AtomicStrategy
 from lastseat.concurrency.naive import NaiveStrategy
 from lastseat.concurrency.optimistic import OptimisticStrategy
 from lastseat.concurrency.retry import RetryPolicy
-from lastseat.concurrency.row_lock import RowLockStrategy
+from lastseat.concurrency.row_lock import MODE_NAMES, RowLockMode, RowLockStrategy
+from lastseat.concurrency.serializable import SerializableStrategy
 from lastseat.domain.errors import UnsafeStrategyError, ValidationError
 from lastseat.service.ports import ClaimStrategy, Pause, no_pause
 
 STRATEGY_NAMES: tuple[str, ...] = ("naive", "atomic", "row-lock", "optimistic")
-GUARDED_NAMES: tuple[str, ...] = tuple(n for n in STRATEGY_NAMES if n != "naive")
+ALL_STRATEGY_NAMES: tuple[str, ...] = (
+    *STRATEGY_NAMES,
+    "row-lock-nowait",
+    "row-lock-skip-locked",
+    "serializable",
+)
+GUARDED_NAMES: tuple[str, ...] = tuple(n for n in ALL_STRATEGY_NAMES if n != "naive")
+ROW_LOCK_MODES: dict[str, RowLockMode] = {name: mode for mode, name in MODE_NAMES.items()}
 
 
 def make_strategy(
@@ -27,11 +48,13 @@ def make_strategy(
             raise UnsafeStrategyError(
                 "strategy 'naive' sells seats twice on purpose; pass --allow-unsafe to run it"
             )
-        return NaiveStrategy(pause)
+        return NaiveStrategy(pause, retry)
     if name == "atomic":
-        return AtomicStrategy(pause)
-    if name == "row-lock":
-        return RowLockStrategy(pause)
+        return AtomicStrategy(pause, retry)
+    if name in ROW_LOCK_MODES:
+        return RowLockStrategy(pause, ROW_LOCK_MODES[name], retry)
     if name == "optimistic":
         return OptimisticStrategy(pause, retry)
-    raise ValidationError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")
+    if name == "serializable":
+        return SerializableStrategy(pause, retry)
+    raise ValidationError(f"unknown strategy {name!r}; choose from {', '.join(ALL_STRATEGY_NAMES)}")

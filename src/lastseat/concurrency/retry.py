@@ -2,6 +2,12 @@
 
 Full jitter (sleep a uniform random time in [0, min(cap, base * 2**n)]) spreads retrying
 writers apart so that they stop colliding in lock-step.
+
+Only two errors are retried, both meaning "nothing was kept, the whole attempt may run
+again": a version-checked write that lost (VersionConflictError) and a transaction the
+database aborted to stay serializable or to break a deadlock (SerializationError, SQLSTATE
+40001 / 40P01, translated by the adapter). The charge of a quick buy runs inside the same
+transaction, so a retried attempt never charges twice.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from lastseat.domain.errors import RetriesExhaustedError
+from lastseat.domain.errors import RetriesExhaustedError, SerializationError
 
 T = TypeVar("T")
 
 
 class VersionConflictError(Exception):
     """Internal signal: a version-checked write found a newer version. Always retried."""
+
+
+RETRYABLE: tuple[type[Exception], ...] = (VersionConflictError, SerializationError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +46,7 @@ class RetryPolicy:
     max_delay_s: float = 0.050
 
     def run(self, operation: Callable[[], T], on_retry: Callable[[], None]) -> T:
-        """Run `operation`, retrying on VersionConflictError; RetriesExhaustedError at the end."""
+        """Run `operation`, retrying on RETRYABLE errors; RetriesExhaustedError at the end."""
 
         def before_sleep(_state: RetryCallState) -> None:
             on_retry()
@@ -45,7 +54,7 @@ class RetryPolicy:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=wait_random_exponential(multiplier=self.base_delay_s, max=self.max_delay_s),
-            retry=retry_if_exception_type(VersionConflictError),
+            retry=retry_if_exception_type(RETRYABLE),
             before_sleep=before_sleep,
         )
         try:

@@ -31,6 +31,17 @@ class RetriesExhaustedError(ConflictError):
     """Every allowed retry lost to a concurrent writer: conflict, try again later."""
 
 
+class SerializationError(ConflictError):
+    """The database aborted the transaction to keep it serializable (or broke a deadlock).
+
+    Nothing of the transaction was kept, so running the whole transaction again is safe.
+    """
+
+
+class LockNotAvailableError(ConflictError):
+    """A row was locked by another buyer and the claim was told not to wait (NOWAIT)."""
+
+
 class HoldExpiredError(LastseatError):
     """The hold ran out and its seats could not be claimed again."""
 

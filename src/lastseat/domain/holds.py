@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from lastseat.domain.errors import InvalidTransitionError, ValidationError
+from lastseat.domain.inventory import check_id, check_name
 
 DEFAULT_HOLD_TTL = timedelta(minutes=10)
 MAX_HOLD_TTL = timedelta(hours=2)
@@ -72,7 +73,36 @@ class PoolClaim:
             raise ValidationError(f"quantity must be 1..{MAX_UNITS_PER_CLAIM}")
 
 
+@dataclass(frozen=True, slots=True)
+class SectionClaim:
+    """Any `quantity` free seats of one section ("best available"), all or nothing.
+
+    A strategy resolves it into a SeatClaim (the seats it found free), so holds, orders and
+    tickets only ever name specific seats, locked in seat-id order like every SeatClaim.
+    """
+
+    event_id: str
+    section: str
+    quantity: int
+
+    def __post_init__(self) -> None:
+        check_id("event id", self.event_id)
+        check_name("section", self.section)
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
+            raise ValidationError("quantity must be a whole number")
+        if not 1 <= self.quantity <= MAX_SEATS_PER_CLAIM:
+            raise ValidationError(f"a claim names 1..{MAX_SEATS_PER_CLAIM} seats")
+
+    def resolved(self, seat_ids: tuple[str, ...]) -> SeatClaim:
+        """The specific seats chosen for this claim (validated, in lock order)."""
+        if len(seat_ids) != self.quantity:
+            raise ValidationError(f"{len(seat_ids)} seats chosen for a claim of {self.quantity}")
+        return SeatClaim(self.event_id, seat_ids)
+
+
 Claim = SeatClaim | PoolClaim
+# What a buyer may ask for: a resolved claim, or any seats of a section.
+ClaimRequest = SeatClaim | PoolClaim | SectionClaim
 
 
 @dataclass(frozen=True, slots=True)

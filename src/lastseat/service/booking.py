@@ -6,8 +6,10 @@ succeeds. A failed charge therefore leaves nothing claimed and nothing charged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from lastseat.domain.clock import Clock, SystemClock
 from lastseat.domain.errors import (
@@ -17,7 +19,16 @@ from lastseat.domain.errors import (
     UnavailableError,
     ValidationError,
 )
-from lastseat.domain.holds import DEFAULT_HOLD_TTL, Claim, Hold, HoldStatus, SeatClaim, expiry_for
+from lastseat.domain.holds import (
+    DEFAULT_HOLD_TTL,
+    Claim,
+    ClaimRequest,
+    Hold,
+    HoldStatus,
+    SeatClaim,
+    SectionClaim,
+    expiry_for,
+)
 from lastseat.domain.inventory import check_id
 from lastseat.domain.ledger import (
     AccountKind,
@@ -30,6 +41,8 @@ from lastseat.domain.money import Money
 from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket, new_id, new_ticket_code
 from lastseat.service.ports import Availability, ClaimStrategy, InventoryTx, Stage, Store
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,30 +68,46 @@ class BookingService:
         self.clock = clock or SystemClock()
         self.hold_ttl = hold_ttl
 
-    def quick_buy(self, buyer_id: str, claim: Claim) -> Purchase:
+    def quick_buy(self, buyer_id: str, claim: ClaimRequest) -> Purchase:
         """Claim, charge the wallet and confirm in one transaction (the "Buy" button)."""
         check_id("buyer id", buyer_id)
         now = self.clock.now()
         hold_id = new_id("hld")
 
-        def finish(tx: InventoryTx) -> Purchase:
-            hold = Hold(hold_id, buyer_id, claim, HoldStatus.CONVERTED, now, now)
+        def finish(tx: InventoryTx, claimed: Claim) -> Purchase:
+            hold = Hold(hold_id, buyer_id, claimed, HoldStatus.CONVERTED, now, now)
             tx.insert_hold(hold)
-            return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(claim), now))
+            return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(claimed), now))
 
-        return self.strategy.claim(self.store, claim, Stage.SOLD, hold_id, now, finish)
+        return self._claim(claim, Stage.SOLD, hold_id, now, finish)
 
-    def place_hold(self, buyer_id: str, claim: Claim, ttl: timedelta | None = None) -> Hold:
+    def place_hold(self, buyer_id: str, claim: ClaimRequest, ttl: timedelta | None = None) -> Hold:
         """Claim inventory for a while; it lapses at `expires_at` unless paid."""
         check_id("buyer id", buyer_id)
         now = self.clock.now()
         expires_at = expiry_for(now, ttl or self.hold_ttl)
-        hold = Hold(new_id("hld"), buyer_id, claim, HoldStatus.ACTIVE, now, expires_at)
+        hold_id = new_id("hld")
 
-        def finish(tx: InventoryTx) -> Hold:
+        def finish(tx: InventoryTx, claimed: Claim) -> Hold:
+            hold = Hold(hold_id, buyer_id, claimed, HoldStatus.ACTIVE, now, expires_at)
             return replace(hold, fence=tx.insert_hold(hold))
 
-        return self.strategy.claim(self.store, claim, Stage.HELD, hold.hold_id, now, finish)
+        return self._claim(claim, Stage.HELD, hold_id, now, finish)
+
+    def _claim(
+        self,
+        claim: ClaimRequest,
+        stage: Stage,
+        hold_id: str,
+        now: datetime,
+        finish: Callable[[InventoryTx, Claim], T],
+    ) -> T:
+        """Run the strategy for any claim; `finish` learns which seats a section claim got."""
+        if isinstance(claim, SectionClaim):
+            return self.strategy.claim_section(self.store, claim, stage, hold_id, now, finish)
+        return self.strategy.claim(
+            self.store, claim, stage, hold_id, now, lambda tx: finish(tx, claim)
+        )
 
     def pay_hold(self, buyer_id: str, hold_id: str) -> Purchase:
         """Pay for a hold; a lapsed hold is re-claimed if its inventory is still free."""

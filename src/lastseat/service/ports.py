@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from lastseat.domain.holds import Claim, Hold, HoldStatus
+from lastseat.domain.holds import Claim, ClaimRequest, Hold, HoldStatus, SeatClaim, SectionClaim
 from lastseat.domain.inventory import Event
 from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
@@ -30,6 +30,14 @@ class Stage(enum.StrEnum):
 
     HELD = "held"
     SOLD = "sold"
+
+
+class Isolation(enum.StrEnum):
+    """The isolation level a write transaction asks for (stores without levels ignore it)."""
+
+    READ_COMMITTED = "read committed"
+    REPEATABLE_READ = "repeatable read"
+    SERIALIZABLE = "serializable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +108,11 @@ class ReadTx(Protocol):
 
     def read_seats(self, seat_ids: Sequence[str], now: datetime) -> list[SeatState]: ...
     def read_pool(self, pool_id: str, now: datetime) -> PoolState | None: ...
-    def missing_inventory(self, claim: Claim) -> list[str]: ...
+    def missing_inventory(self, claim: ClaimRequest) -> list[str]: ...
+    # Up to `claim.quantity` free seats of the section, ascending; the search begins at the
+    # seat `start` (0 <= start < 1) of the way through the section and wraps around, so that
+    # concurrent buyers given random starts look at different seats (DESIGN.md §9).
+    def free_seats(self, claim: SectionClaim, now: datetime, start: float) -> list[str]: ...
     def price_of(self, claim: Claim) -> Money: ...
     def get_hold(self, hold_id: str) -> Hold | None: ...
     def get_order(self, order_id: str) -> Order | None: ...
@@ -115,9 +127,12 @@ class InventoryTx(ReadTx, Protocol):
     """One write transaction: claim primitives for strategies, records for use cases."""
 
     # Claim primitives; seat ids always arrive in ascending (lock) order.
-    def release_lapsed_holds(self, claim: Claim, now: datetime) -> int: ...
-    def lock_seats(self, seat_ids: Sequence[str]) -> None: ...
-    def lock_pool(self, pool_id: str) -> None: ...
+    def release_lapsed_holds(self, claim: ClaimRequest, now: datetime) -> int: ...
+    def lock_seats(self, seat_ids: Sequence[str], *, nowait: bool = False) -> None: ...
+    def lock_pool(self, pool_id: str, *, nowait: bool = False) -> None: ...
+    # As free_seats, but locks what it returns and skips (never waits for) seats another
+    # transaction has locked; lapsed holds must have been released first.
+    def lock_free_seats(self, claim: SectionClaim, start: float) -> list[str]: ...
     def write_seats(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> None: ...
     def claim_seats_if_free(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> int: ...
     def claim_seats_if_version(
@@ -150,7 +165,10 @@ class Store(Protocol):
 
     def read(self) -> AbstractContextManager[ReadTx]: ...
     def write(
-        self, stats: StrategyStatistics | None = None
+        self,
+        stats: StrategyStatistics | None = None,
+        *,
+        isolation: Isolation = Isolation.READ_COMMITTED,
     ) -> AbstractContextManager[InventoryTx]: ...
     def snapshot(self) -> Snapshot: ...
     def close(self) -> None: ...
@@ -185,6 +203,18 @@ class ClaimStrategy(Protocol):
         finish: Callable[[InventoryTx], T],
     ) -> T:
         """Claim `claim` for `hold_id`, then run `finish` in the same transaction."""
+        ...
+
+    def claim_section(
+        self,
+        store: Store,
+        claim: SectionClaim,
+        stage: Stage,
+        hold_id: str,
+        now: datetime,
+        finish: Callable[[InventoryTx, SeatClaim], T],
+    ) -> T:
+        """Claim any free seats of a section, then run `finish` with the seats chosen."""
         ...
 
     def statistics(self) -> StrategyStatistics:

@@ -11,7 +11,9 @@ from psycopg_pool import PoolTimeout
 from lastseat.domain.errors import (
     ConflictError,
     InsufficientFundsError,
+    LockNotAvailableError,
     LockTimeoutError,
+    SerializationError,
     StoreBusyError,
     StoreError,
 )
@@ -21,6 +23,7 @@ BALANCE_CONSTRAINT = "balance_not_negative"
 _CONSTRAINT_CLASS = "23"  # integrity_constraint_violation: unique, check, foreign key, ...
 _CONFLICTS = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _TIMEOUTS = frozenset({"55P03", "57014"})  # lock_not_available, query_canceled (timeouts)
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def translate(exc: psycopg.Error) -> Exception:
@@ -34,7 +37,7 @@ def translate(exc: psycopg.Error) -> Exception:
             f"a database constraint refused the write ({exc.diag.constraint_name})"
         )
     if state in _CONFLICTS:
-        return ConflictError(f"a concurrent transaction won (SQLSTATE {state}); try again")
+        return SerializationError(f"a concurrent transaction won (SQLSTATE {state}); try again")
     if state in _TIMEOUTS:
         return LockTimeoutError(f"a lock was not granted in time (SQLSTATE {state})")
     if isinstance(exc, PoolTimeout):
@@ -43,9 +46,17 @@ def translate(exc: psycopg.Error) -> Exception:
 
 
 @contextmanager
-def translated() -> Iterator[None]:
-    """Run a block with driver errors turned into lastseat errors."""
+def translated(*, nowait: bool = False) -> Iterator[None]:
+    """Run a block with driver errors turned into lastseat errors.
+
+    55P03 means both "lock_timeout ran out" and "NOWAIT found the row locked"; only the
+    statement knows which it asked for, so a NOWAIT statement runs with `nowait=True`.
+    """
     try:
         yield
     except psycopg.Error as exc:
+        if nowait and exc.sqlstate == _LOCK_NOT_AVAILABLE:
+            raise LockNotAvailableError(
+                "another buyer is claiming it right now; try again"
+            ) from exc
         raise translate(exc) from exc

@@ -2,8 +2,9 @@
 
 Connections run in autocommit mode and every transaction is begun by hand with the isolation
 it needs: writes at READ COMMITTED (the row locks and re-checked conditional writes of `tx.py`
-are the guard), reads and snapshots as READ ONLY REPEATABLE READ (one consistent picture
-across several SELECTs, never blocking or blocked by writers).
+are the guard) unless the caller asks for another level (the `serializable` strategy asks for
+SERIALIZABLE and retries what PostgreSQL aborts), reads and snapshots as READ ONLY REPEATABLE
+READ (one consistent picture across several SELECTs, never blocking or blocked by writers).
 
 Session settings (lock_timeout, synchronous_commit) are sent as startup options, so a pooled
 connection costs no extra round trip to configure.
@@ -26,12 +27,12 @@ from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.postgres.snapshot import read_snapshot
 from lastseat.adapters.postgres.tx import PostgresTx
 from lastseat.domain.errors import StoreError
-from lastseat.service.ports import InventoryTx, ReadTx
+from lastseat.service.ports import InventoryTx, Isolation, ReadTx
 from lastseat.service.snapshot import Snapshot
 from lastseat.service.statistics import StrategyStatistics
 
 SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
-_BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
+_BEGIN_WRITE = {level: f"BEGIN ISOLATION LEVEL {level.value.upper()}" for level in Isolation}
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
@@ -93,12 +94,21 @@ class PostgresStore:
             yield PostgresTx(conn)
 
     @contextmanager
-    def write(self, stats: StrategyStatistics | None = None) -> Iterator[InventoryTx]:
-        """A READ COMMITTED write transaction; commits only if the block succeeds."""
+    def write(
+        self,
+        stats: StrategyStatistics | None = None,
+        *,
+        isolation: Isolation = Isolation.READ_COMMITTED,
+    ) -> Iterator[InventoryTx]:
+        """A write transaction (READ COMMITTED unless asked); commits only if the block succeeds.
+
+        At SERIALIZABLE (or REPEATABLE READ) PostgreSQL may abort it, at any statement or at
+        COMMIT, with SerializationError: then nothing of it was kept and it may be run again.
+        """
         stats = stats or StrategyStatistics()
         tx: PostgresTx | None = None
         try:
-            with self._transaction(_BEGIN_WRITE) as conn:
+            with self._transaction(_BEGIN_WRITE[isolation]) as conn:
                 tx = PostgresTx(conn, stats)
                 yield tx
         finally:

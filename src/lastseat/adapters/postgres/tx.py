@@ -1,4 +1,4 @@
-"""One PostgreSQL transaction at READ COMMITTED: the claim primitives, and plain records.
+"""One PostgreSQL transaction (READ COMMITTED unless the store was asked for another level).
 
 Design note. PostgreSQL has many writers at once, so the guard is per row, not per database.
 Two rules keep the last seat from being sold twice and keep groups from deadlocking:
@@ -36,11 +36,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from lastseat.adapters.postgres import records
+from lastseat.adapters.postgres import money, records, sections
+from lastseat.adapters.postgres.errors import translated
 from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.sqlite.records import to_us
-from lastseat.domain.errors import ConflictError, InsufficientFundsError, NotFoundError
-from lastseat.domain.holds import Claim, Hold, HoldStatus, PoolClaim, SeatClaim
+from lastseat.domain.errors import ConflictError
+from lastseat.domain.holds import (
+    Claim,
+    ClaimRequest,
+    Hold,
+    HoldStatus,
+    PoolClaim,
+    SeatClaim,
+    SectionClaim,
+)
 from lastseat.domain.inventory import Event
 from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
@@ -94,8 +103,10 @@ class PostgresTx:
         ).fetchone()
         return PoolState(pool_id, row[0], int(row[1]), row[2], row[3]) if row else None
 
-    def missing_inventory(self, claim: Claim) -> list[str]:
+    def missing_inventory(self, claim: ClaimRequest) -> list[str]:
         """Ids the claim names that do not exist in its event."""
+        if isinstance(claim, SectionClaim):
+            return [] if sections.section_exists(self._conn, claim) else [claim.section]
         if isinstance(claim, PoolClaim):
             row = self._conn.execute(
                 "SELECT 1 FROM pools WHERE pool_id = %s AND event_id = %s",
@@ -109,10 +120,17 @@ class PostgresTx:
         present = {r[0] for r in rows}
         return [s for s in claim.seat_ids if s not in present]
 
+    def free_seats(self, claim: SectionClaim, now: datetime, start: float) -> list[str]:
+        """Up to `claim.quantity` free seats of the section from `start` on, ascending."""
+        return sections.free_seats(self._conn, claim, to_us(now), start)
+
     # -- claim primitives -----------------------------------------------------------------
 
-    def release_lapsed_holds(self, claim: Claim, now: datetime) -> int:
+    def release_lapsed_holds(self, claim: ClaimRequest, now: datetime) -> int:
         """Expire the lapsed holds that sit on this claim's inventory; return how many."""
+        if isinstance(claim, SectionClaim):
+            lapsed = sections.lapsed_holds_in(self._conn, claim, to_us(now))
+            return sum(1 for hold_id in lapsed if self.expire_hold(hold_id))
         if isinstance(claim, SeatClaim):
             rows = self._conn.execute(
                 "SELECT DISTINCT h.hold_id FROM seats s JOIN holds h ON h.hold_id = s.hold_id"
@@ -128,13 +146,29 @@ class PostgresTx:
             ).fetchall()
         return sum(1 for (hold_id,) in rows if self.expire_hold(hold_id))
 
-    def lock_seats(self, seat_ids: Sequence[str]) -> None:
-        """Lock the seats' rows in seat_id order until the transaction ends."""
-        self._locking(_SEATS_IN_LOCK_ORDER, {"ids": list(seat_ids)})
+    def lock_seats(self, seat_ids: Sequence[str], *, nowait: bool = False) -> None:
+        """Lock the seats' rows in seat_id order until the transaction ends.
 
-    def lock_pool(self, pool_id: str) -> None:
-        """Lock the pool's row until the transaction ends."""
-        self._locking("SELECT 1 FROM pools WHERE pool_id = %(id)s FOR UPDATE", {"id": pool_id})
+        `nowait`: a row another transaction has locked raises LockNotAvailableError at once
+        instead of queueing (up to lock_timeout, then LockTimeoutError).
+        """
+        with translated(nowait=nowait):
+            self._locking(_SEATS_IN_LOCK_ORDER + _nowait(nowait), {"ids": list(seat_ids)})
+
+    def lock_pool(self, pool_id: str, *, nowait: bool = False) -> None:
+        """Lock the pool's row until the transaction ends (`nowait`: as for lock_seats)."""
+        with translated(nowait=nowait):
+            self._locking(
+                "SELECT 1 FROM pools WHERE pool_id = %(id)s FOR UPDATE" + _nowait(nowait),
+                {"id": pool_id},
+            )
+
+    def lock_free_seats(self, claim: SectionClaim, start: float) -> list[str]:
+        """Lock up to `claim.quantity` available seats of the section, skipping locked rows."""
+        found = sections.lock_free_seats(self._conn, claim, start)
+        if found and self.locked_at_ns is None:
+            self.locked_at_ns = time.monotonic_ns()
+        return found
 
     def write_seats(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> None:
         """Overwrite the seats' owner, whatever their status (unguarded)."""
@@ -210,29 +244,7 @@ class PostgresTx:
 
     def insert_hold(self, hold: Hold) -> int:
         """Store a hold and return its fence (from a sequence: it only grows)."""
-        claim = hold.claim
-        row = self._conn.execute(
-            "INSERT INTO holds (hold_id, fence, event_id, buyer_id, status, pool_id, quantity,"
-            " created_at_us, expires_at_us)"
-            " VALUES (%s, nextval('hold_fences'), %s, %s, %s, %s, %s, %s, %s) RETURNING fence",
-            (
-                hold.hold_id,
-                claim.event_id,
-                hold.buyer_id,
-                hold.status.value,
-                claim.pool_id if isinstance(claim, PoolClaim) else None,
-                claim.quantity,
-                to_us(hold.created_at),
-                to_us(hold.expires_at),
-            ),
-        ).fetchone()
-        assert row is not None  # RETURNING of a successful INSERT
-        if isinstance(claim, SeatClaim):
-            self._conn.execute(
-                "INSERT INTO hold_seats (hold_id, seat_id) SELECT %s, unnest(%s::text[])",
-                (hold.hold_id, list(claim.seat_ids)),
-            )
-        return int(row[0])
+        return records.insert_hold(self._conn, hold)
 
     def get_hold(self, hold_id: str) -> Hold | None:
         """A hold with its claim, or None."""
@@ -353,33 +365,8 @@ class PostgresTx:
         )
 
     def post_transfer(self, transfer: Transfer) -> None:
-        """Debit, credit and record a transfer; never leaves a balance negative.
-
-        Both accounts are locked first, in account_id order (rule 2), so a purchase and a
-        refund between the same two accounts cannot deadlock; the checks then read balances
-        no one else can change before this transaction ends.
-        """
-        source, destination = transfer.source, transfer.destination
-        amount = transfer.amount
-        rows = self._conn.execute(
-            "SELECT account_id, kind, currency, balance_minor FROM accounts"
-            " WHERE account_id = ANY(%s) ORDER BY account_id FOR UPDATE",
-            ([source, destination],),
-        ).fetchall()
-        found = {r[0]: r for r in rows if r[2] == amount.currency}
-        for account_id in (source, destination):
-            if account_id not in found:
-                raise NotFoundError(f"no {amount.currency} account {account_id}")
-        _, kind, _, balance_minor = found[source]
-        if kind != AccountKind.WORLD.value and balance_minor < amount.amount_minor:
-            raise InsufficientFundsError(f"{source} holds less than {amount}")
-        self._conn.execute(
-            "UPDATE accounts SET balance_minor = balance_minor"
-            " + CASE WHEN account_id = %(src)s THEN -%(n)s ELSE %(n)s END"
-            " WHERE account_id IN (%(src)s, %(dst)s)",
-            {"src": source, "dst": destination, "n": amount.amount_minor},
-        )
-        records.insert_transfer(self._conn, transfer)
+        """Debit, credit and record a transfer; never leaves a balance negative."""
+        money.post_transfer(self._conn, transfer)
 
     def balance(self, account_id: str) -> Money | None:
         """An account's balance, or None if there is no such account."""
@@ -404,3 +391,7 @@ class PostgresTx:
             "SELECT currency FROM events WHERE event_id = %s", (event_id,)
         ).fetchone()
         return str(row[0]) if row else None
+
+
+def _nowait(nowait: bool) -> str:
+    return " NOWAIT" if nowait else ""

@@ -32,7 +32,7 @@ from lastseat.adapters.sqlite.errors import is_busy, translate, translated
 from lastseat.adapters.sqlite.snapshot import read_snapshot
 from lastseat.adapters.sqlite.tx import SqliteTx
 from lastseat.domain.errors import StoreBusyError, StoreError
-from lastseat.service.ports import InventoryTx, ReadTx
+from lastseat.service.ports import InventoryTx, Isolation, ReadTx
 from lastseat.service.snapshot import Snapshot
 from lastseat.service.statistics import StrategyStatistics
 
@@ -87,8 +87,17 @@ class SqliteStore:
                 _rollback(conn)  # nothing was written: ending the read is all that is left
 
     @contextmanager
-    def write(self, stats: StrategyStatistics | None = None) -> Iterator[InventoryTx]:
-        """A write transaction holding the database lock; commits only if the block succeeds."""
+    def write(
+        self,
+        stats: StrategyStatistics | None = None,
+        *,
+        isolation: Isolation = Isolation.READ_COMMITTED,
+    ) -> Iterator[InventoryTx]:
+        """A write transaction holding the database lock; commits only if the block succeeds.
+
+        `isolation` is accepted and ignored: one writer at a time under BEGIN IMMEDIATE is
+        already serializable, whatever level is asked for.
+        """
         stats = stats or StrategyStatistics()
         conn = self._connection()
         timeout_s = self.options.busy_timeout_ms / 1000

@@ -14,7 +14,15 @@ from datetime import datetime
 from lastseat.adapters.sqlite import records
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import ConflictError, InsufficientFundsError, NotFoundError
-from lastseat.domain.holds import Claim, Hold, HoldStatus, PoolClaim, SeatClaim
+from lastseat.domain.holds import (
+    Claim,
+    ClaimRequest,
+    Hold,
+    HoldStatus,
+    PoolClaim,
+    SeatClaim,
+    SectionClaim,
+)
 from lastseat.domain.inventory import Event
 from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
@@ -60,8 +68,14 @@ class SqliteTx:
         lapsed = self._lapsed_pool_units(pool_id, to_us(now))
         return PoolState(pool_id, row[0], row[1] - lapsed, row[2], row[3])
 
-    def missing_inventory(self, claim: Claim) -> list[str]:
+    def missing_inventory(self, claim: ClaimRequest) -> list[str]:
         """Ids the claim names that do not exist in its event."""
+        if isinstance(claim, SectionClaim):
+            row = self._conn.execute(
+                "SELECT 1 FROM seats WHERE event_id = ? AND section = ? LIMIT 1",
+                (claim.event_id, claim.section),
+            ).fetchone()
+            return [] if row else [claim.section]
         if isinstance(claim, PoolClaim):
             row = self._conn.execute(
                 "SELECT 1 FROM pools WHERE pool_id = ? AND event_id = ?",
@@ -76,12 +90,37 @@ class SqliteTx:
         present = {r[0] for r in rows}
         return [s for s in claim.seat_ids if s not in present]
 
+    def free_seats(self, claim: SectionClaim, now: datetime, start: float) -> list[str]:
+        """Up to `claim.quantity` free seats of the section from `start` on, ascending."""
+        return self._free_in_section(claim, to_us(now), start)
+
+    def _free_in_section(self, claim: SectionClaim, now_us: int, start: float) -> list[str]:
+        if not 0 <= start < 1:
+            raise ValueError(f"start must be in [0, 1), not {start}")
+        rows = self._conn.execute(
+            "SELECT s.seat_id, s.status, h.status, h.expires_at_us"
+            " FROM seats s LEFT JOIN holds h ON h.hold_id = s.hold_id"
+            " WHERE s.event_id = ? AND s.section = ? ORDER BY s.seat_id",
+            (claim.event_id, claim.section),
+        ).fetchall()
+        pivot = int(start * len(rows))
+        rotated = rows[pivot:] + rows[:pivot]
+        free = [r[0] for r in rotated if _effective(r[1], r[2], r[3], now_us) == "available"]
+        return sorted(free[: claim.quantity])
+
     # -- claim primitives -----------------------------------------------------------------
 
-    def release_lapsed_holds(self, claim: Claim, now: datetime) -> int:
+    def release_lapsed_holds(self, claim: ClaimRequest, now: datetime) -> int:
         """Expire the lapsed holds that sit on this claim's inventory; return how many."""
         now_us = to_us(now)
-        if isinstance(claim, SeatClaim):
+        if isinstance(claim, SectionClaim):
+            rows = self._conn.execute(
+                "SELECT DISTINCT h.hold_id FROM seats s JOIN holds h ON h.hold_id = s.hold_id"
+                " WHERE s.event_id = ? AND s.section = ? AND s.status = 'held'"
+                " AND h.status = 'active' AND h.expires_at_us <= ?",
+                (claim.event_id, claim.section, now_us),
+            ).fetchall()
+        elif isinstance(claim, SeatClaim):
             rows = self._conn.execute(
                 "SELECT DISTINCT h.hold_id FROM seats s JOIN holds h ON h.hold_id = s.hold_id"
                 f" WHERE s.seat_id IN ({marks(claim.quantity)}) AND s.status = 'held'"
@@ -96,11 +135,20 @@ class SqliteTx:
             ).fetchall()
         return sum(1 for (hold_id,) in rows if self.expire_hold(hold_id))
 
-    def lock_seats(self, seat_ids: Sequence[str]) -> None:
+    def lock_seats(self, seat_ids: Sequence[str], *, nowait: bool = False) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database-wide write lock.
+
+        `nowait` changes nothing either: the wait happened at BEGIN IMMEDIATE, for the
+        database lock (up to the busy timeout), before any row could be named.
+        """
+
+    def lock_pool(self, pool_id: str, *, nowait: bool = False) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the database-wide write lock."""
 
-    def lock_pool(self, pool_id: str) -> None:
-        """Nothing to do: BEGIN IMMEDIATE already holds the database-wide write lock."""
+    def lock_free_seats(self, claim: SectionClaim, start: float) -> list[str]:
+        """Free seats of the section: a plain selection, since no other writer can run now."""
+        # The caller released lapsed holds; a time before every expiry counts none as lapsed.
+        return self._free_in_section(claim, -1, start)
 
     def write_seats(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> None:
         """Overwrite the seats' owner, whatever their status (unguarded)."""
