@@ -174,7 +174,7 @@ class BookingService:
                 Transfer(
                     new_id("trf"),
                     TransferKind.REFUND,
-                    revenue_account(order.amount.currency),
+                    revenue_account(order.amount.currency, order_id),
                     wallet_account(buyer_id),
                     order.amount,
                     order_id,
@@ -243,7 +243,8 @@ def now_order(hold: Hold, price: Money, now: datetime) -> Order:
 
 def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
     currency = order.amount.currency
-    tx.ensure_account(revenue_account(currency), AccountKind.REVENUE, currency)
+    revenue = revenue_account(currency, order.order_id)
+    tx.ensure_account(revenue, AccountKind.REVENUE, currency)
     wallet = tx.balance(wallet_account(hold.buyer_id))
     if wallet is None:
         raise NotFoundError(f"buyer {hold.buyer_id} has no wallet")
@@ -256,7 +257,7 @@ def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
             new_id("trf"),
             TransferKind.PURCHASE,
             wallet_account(hold.buyer_id),
-            revenue_account(currency),
+            revenue,
             order.amount,
             order.order_id,
         )
