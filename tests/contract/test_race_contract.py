@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from lastseat.bootstrap import open_store
+from lastseat.concurrency.registry import GUARDED_NAMES
 from lastseat.lab.runner import RaceConfig, RaceResult, run_race
 from lastseat.lab.scenarios import Scenario
 from lastseat.service.snapshot import Snapshot
 
-GUARDED = ["atomic", "row-lock", "optimistic"]
+GUARDED = list(GUARDED_NAMES)
 PROCESSES = 4
 
 
@@ -90,7 +91,8 @@ def test_a_general_admission_pool_never_sells_above_capacity(
     valid = sum(1 for t in snapshot.tickets if t.status == "valid")
     assert valid == pool.sold <= pool.capacity
     assert pool.held == 0
-    assert pool.capacity - pool.sold < 4  # sold out up to the last few units
+    if strategy != "row-lock-nowait":  # nowait turns most collisions into refusals instead
+        assert pool.capacity - pool.sold < 4  # sold out up to the last few units
     assert result.verdict_ok, result.violations
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from lastseat.adapters.postgres.server import ThrowawayPostgres
 from lastseat.bootstrap import open_store
+from lastseat.concurrency.registry import GUARDED_NAMES
 from lastseat.lab.runner import RaceConfig, RaceResult, run_race
 from lastseat.lab.scenarios import Scenario
 from lastseat.service.snapshot import Snapshot
@@ -40,7 +41,7 @@ def http_race(
         store.close()
 
 
-@pytest.mark.parametrize("strategy", ["atomic", "row-lock", "optimistic"])
+@pytest.mark.parametrize("strategy", GUARDED_NAMES)
 def test_three_hundred_buyers_over_three_servers_get_exactly_one_ticket(
     pg_server: ThrowawayPostgres, tmp_path: Path, strategy: str
 ) -> None:

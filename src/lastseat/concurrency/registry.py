@@ -9,8 +9,7 @@ whole mechanism the same way in the CLI, config, API and reports:
 | `row-lock-nowait`      | fails at once with LockNotAvailableError (a conflict, 409)      |
 | `row-lock-skip-locked` | takes other free seats of the section (best-available claims)   |
 
-`STRATEGY_NAMES` stays the foundation's four, the set a default race compares; every name
-`make_strategy` accepts is in `ALL_STRATEGY_NAMES`.
+`STRATEGY_NAMES` lists every name `make_strategy` accepts, in the order reports show them.
 """
 
 from __future__ import annotations
@@ -24,14 +23,16 @@ from lastseat.concurrency.serializable import SerializableStrategy
 from lastseat.domain.errors import UnsafeStrategyError, ValidationError
 from lastseat.service.ports import ClaimStrategy, Pause, no_pause
 
-STRATEGY_NAMES: tuple[str, ...] = ("naive", "atomic", "row-lock", "optimistic")
-ALL_STRATEGY_NAMES: tuple[str, ...] = (
-    *STRATEGY_NAMES,
+STRATEGY_NAMES: tuple[str, ...] = (
+    "naive",
+    "atomic",
+    "row-lock",
     "row-lock-nowait",
     "row-lock-skip-locked",
+    "optimistic",
     "serializable",
 )
-GUARDED_NAMES: tuple[str, ...] = tuple(n for n in ALL_STRATEGY_NAMES if n != "naive")
+GUARDED_NAMES: tuple[str, ...] = tuple(n for n in STRATEGY_NAMES if n != "naive")
 ROW_LOCK_MODES: dict[str, RowLockMode] = {name: mode for mode, name in MODE_NAMES.items()}
 
 
@@ -57,4 +58,4 @@ def make_strategy(
         return OptimisticStrategy(pause, retry)
     if name == "serializable":
         return SerializableStrategy(pause, retry)
-    raise ValidationError(f"unknown strategy {name!r}; choose from {', '.join(ALL_STRATEGY_NAMES)}")
+    raise ValidationError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")
