@@ -75,3 +75,24 @@ def test_a_fifty_seat_rush_over_three_servers_keeps_every_invariant(
     assert set(valid.values()) == {1}
     assert result.ok == len(valid)
     assert result.verdict_ok, result.violations
+
+
+@pytest.mark.parametrize("strategy", ["atomic", "row-lock", "serializable"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        Scenario("group", BUYERS, seats=60, group_size=4, poor_fraction=0.1),
+        Scenario("ga", BUYERS, capacity=200, max_units=4, poor_fraction=0.1),
+    ],
+    ids=["group", "ga"],
+)
+def test_groups_and_pools_over_three_servers_keep_every_invariant(
+    pg_server: ThrowawayPostgres, tmp_path: Path, strategy: str, scenario: Scenario
+) -> None:
+    result, snapshot = http_race(pg_server, tmp_path, strategy, scenario, delay_ms=0.0)
+    valid = [t for t in snapshot.tickets if t.status == "valid"]
+    confirmed = [o for o in snapshot.orders if o.status == "confirmed"]
+    assert result.ok == len(confirmed) > 0
+    assert len(valid) == sum(o.quantity for o in confirmed)  # no partial group, no lost unit
+    assert all(p.sold <= p.capacity for p in snapshot.pools)
+    assert result.verdict_ok, result.violations
