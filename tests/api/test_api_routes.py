@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from api_helpers import ADMIN, Api, seat, uid
+from api_helpers import ADMIN, Api, assert_problem, seat, uid
 
 
 def test_health_and_readiness_answer_ok(api: Api) -> None:
@@ -114,6 +114,20 @@ def test_a_quick_buy_of_seats_confirms_an_order_with_one_ticket_per_seat(api: Ap
     }
     assert seats[seat(event_id)] is False
     assert seats[seat(event_id, 2, 1)] is True
+
+
+def test_a_best_available_buy_takes_any_free_seats_of_the_section(api: Api) -> None:
+    event_id = api.event(rows=1, seats_per_row=3, price_minor=1000)
+    _, headers = api.buyer(10_000)
+    assert api.buy(headers, {"event_id": event_id, "seat_ids": [seat(event_id, 1, 2)]}).is_success
+    answer = api.buy(headers, {"event_id": event_id, "section": "A", "quantity": 2})
+    assert answer.status_code == 201, answer.text
+    taken = sorted(t["seat_id"] for t in answer.json()["tickets"])
+    assert taken == [seat(event_id, 1, 1), seat(event_id, 1, 3)]
+    sold_out = api.buy(headers, {"event_id": event_id, "section": "A", "quantity": 1})
+    assert_problem(sold_out, 409, "unavailable")
+    both = api.buy(headers, {"event_id": event_id, "section": "A", "pool": "standing"})
+    assert_problem(both, 422, "validation")
 
 
 def test_a_quick_buy_of_pool_units_sells_that_many_tickets(api: Api) -> None:

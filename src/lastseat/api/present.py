@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from lastseat.api.schemas import (
+    ClaimIn,
     EventOut,
     HoldOut,
     OrderOut,
@@ -14,18 +15,28 @@ from lastseat.api.schemas import (
     SeatOut,
     TicketOut,
 )
-from lastseat.domain.holds import Claim, Hold, HoldStatus, PoolClaim, SeatClaim
+from lastseat.domain.holds import (
+    ClaimRequest,
+    Hold,
+    HoldStatus,
+    PoolClaim,
+    SeatClaim,
+    SectionClaim,
+)
 from lastseat.domain.orders import Order
 from lastseat.domain.tickets import Ticket
 from lastseat.service.booking import Purchase
 from lastseat.service.ports import Availability
 
 
-def claim_of(event_id: str, seat_ids: list[str] | None, pool: str | None, quantity: int) -> Claim:
+def claim_of(body: ClaimIn) -> ClaimRequest:
     """The domain claim a request body names."""
-    if seat_ids is not None:
-        return SeatClaim(event_id, tuple(seat_ids))
-    return PoolClaim(event_id, f"{event_id}/{pool}", quantity)
+    quantity = body.quantity or 1
+    if body.seat_ids is not None:
+        return SeatClaim(body.event_id, tuple(body.seat_ids))
+    if body.section is not None:
+        return SectionClaim(body.event_id, body.section, quantity)
+    return PoolClaim(body.event_id, f"{body.event_id}/{body.pool}", quantity)
 
 
 def event_out(found: Availability) -> EventOut:

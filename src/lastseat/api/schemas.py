@@ -73,19 +73,22 @@ class EventIn(Body):
 
 
 class ClaimIn(Body):
-    """Either `seat_ids` (all or nothing) or a `pool` name with a `quantity` (default 1)."""
+    """One of: `seat_ids` (all or nothing), a `pool` name with a `quantity` (default 1), or a
+    `section` with a `quantity` (best available: any free seats of that section)."""
 
     event_id: Id
     seat_ids: (
         Annotated[list[SeatId], Field(min_length=1, max_length=MAX_SEATS_PER_CLAIM)] | None
     ) = None
     pool: Name | None = None
+    section: Name | None = None
     quantity: Quantity | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.seat_ids is None) == (self.pool is None):
-            raise ValueError("name either seat_ids or pool")
+        named = [k for k in (self.seat_ids, self.pool, self.section) if k is not None]
+        if len(named) != 1:
+            raise ValueError("name exactly one of seat_ids, pool or section")
         if self.seat_ids is not None and self.quantity not in (None, len(self.seat_ids)):
             raise ValueError("quantity goes with pool; seat claims count their seat_ids")
         return self

@@ -25,7 +25,7 @@ router = APIRouter(tags=["holds"])
 )
 def place_hold(body: HoldIn, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep) -> HoldOut:
     """Claim seats or pool units for `ttl_s` seconds (default 10 minutes)."""
-    claim = claim_of(body.event_id, body.seat_ids, body.pool, body.quantity or 1)
+    claim = claim_of(body)
     ttl = timedelta(seconds=body.ttl_s) if body.ttl_s is not None else None
     try:
         hold = services.booking.place_hold(buyer_id, claim, ttl)

@@ -37,7 +37,7 @@ def quick_buy(
     metrics: MetricsDep,
 ) -> PurchaseOut:
     """Claim, charge the wallet and confirm in one step, all or nothing."""
-    claim = claim_of(body.event_id, body.seat_ids, body.pool, body.quantity or 1)
+    claim = claim_of(body)
     try:
         purchase = services.booking.quick_buy(buyer_id, claim)
     finally:
