@@ -42,6 +42,11 @@ class LockNotAvailableError(ConflictError):
     """A row was locked by another buyer and the claim was told not to wait (NOWAIT)."""
 
 
+class FencedOutError(ConflictError):
+    """A write carried a fencing token older than one storage has already seen: its lock had
+    expired and someone else held it since. The write is refused (and counted)."""
+
+
 class HoldExpiredError(LastseatError):
     """The hold ran out and its seats could not be claimed again."""
 
@@ -71,4 +76,8 @@ class SchemaVersionError(StoreError):
 
 
 class LockTimeoutError(StoreBusyError):
-    """A row lock (or the statement waiting for it) was not granted within its timeout."""
+    """A lock (a row lock, or a distributed lock) was not granted within its timeout."""
+
+
+class LockServiceError(StoreError):
+    """The lock service (Redis, ZooKeeper) could not be reached or answered wrongly."""
