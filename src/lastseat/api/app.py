@@ -37,7 +37,12 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.db, create=True, pool_size=SERVER_POOL_SIZE)
         try:
-            app.state.services = build(store, settings.strategy, allow_unsafe=settings.allow_unsafe)
+            app.state.services = build(
+                store,
+                settings.strategy,
+                allow_unsafe=settings.allow_unsafe,
+                pause=settings.pause(),
+            )
             yield
         finally:
             app.state.services = None

@@ -14,13 +14,18 @@ whole mechanism the same way in the CLI, config, API and reports:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from lastseat.concurrency.advisory import AdvisoryLockStrategy
 from lastseat.concurrency.atomic import AtomicStrategy
+from lastseat.concurrency.locked import DistributedLockStrategy
 from lastseat.concurrency.naive import NaiveStrategy
 from lastseat.concurrency.optimistic import OptimisticStrategy
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.concurrency.row_lock import MODE_NAMES, RowLockMode, RowLockStrategy
 from lastseat.concurrency.serializable import SerializableStrategy
 from lastseat.domain.errors import UnsafeStrategyError, ValidationError
+from lastseat.service.locking import LockManager
 from lastseat.service.ports import ClaimStrategy, Pause, no_pause
 
 STRATEGY_NAMES: tuple[str, ...] = (
@@ -31,9 +36,20 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "row-lock-skip-locked",
     "optimistic",
     "serializable",
+    "pg-advisory",
 )
+# Strategies refereed by a lock service; `make_strategy` needs that service's LockManager.
+LOCK_SERVICE_NAMES: tuple[str, ...] = ("redis-lock", "redlock", "zk-lock")
 GUARDED_NAMES: tuple[str, ...] = tuple(n for n in STRATEGY_NAMES if n != "naive")
 ROW_LOCK_MODES: dict[str, RowLockMode] = {name: mode for mode, name in MODE_NAMES.items()}
+
+
+_SIMPLE: dict[str, Callable[[Pause, RetryPolicy | None], ClaimStrategy]] = {
+    "atomic": AtomicStrategy,
+    "optimistic": OptimisticStrategy,
+    "serializable": SerializableStrategy,
+    "pg-advisory": AdvisoryLockStrategy,
+}
 
 
 def make_strategy(
@@ -42,20 +58,22 @@ def make_strategy(
     allow_unsafe: bool = False,
     pause: Pause = no_pause,
     retry: RetryPolicy | None = None,
+    locks: LockManager | None = None,
 ) -> ClaimStrategy:
-    """A fresh strategy object by its user-facing name."""
+    """A fresh strategy object by its user-facing name (lock-service ones need `locks`)."""
     if name == "naive":
         if not allow_unsafe:
             raise UnsafeStrategyError(
                 "strategy 'naive' sells seats twice on purpose; pass --allow-unsafe to run it"
             )
         return NaiveStrategy(pause, retry)
-    if name == "atomic":
-        return AtomicStrategy(pause, retry)
+    if name in _SIMPLE:
+        return _SIMPLE[name](pause, retry)
     if name in ROW_LOCK_MODES:
         return RowLockStrategy(pause, ROW_LOCK_MODES[name], retry)
-    if name == "optimistic":
-        return OptimisticStrategy(pause, retry)
-    if name == "serializable":
-        return SerializableStrategy(pause, retry)
-    raise ValidationError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")
+    if name in LOCK_SERVICE_NAMES:
+        if locks is None:
+            raise ValidationError(f"strategy {name!r} needs its lock service configured")
+        return DistributedLockStrategy(name, locks, pause, retry)
+    known = ", ".join((*STRATEGY_NAMES, *LOCK_SERVICE_NAMES))
+    raise ValidationError(f"unknown strategy {name!r}; choose from {known}")

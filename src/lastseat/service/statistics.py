@@ -16,6 +16,7 @@ class StrategyStatistics:
     lock_waits: int = 0
     lock_wait_ns: int = 0
     lock_held_ns: int = 0
+    fenced_out: int = 0
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:

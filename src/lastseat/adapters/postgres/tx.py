@@ -40,7 +40,7 @@ from lastseat.adapters.postgres import money, records, sections
 from lastseat.adapters.postgres.errors import translated
 from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.sqlite.records import to_us
-from lastseat.domain.errors import ConflictError
+from lastseat.domain.errors import ConflictError, FencedOutError
 from lastseat.domain.holds import (
     Claim,
     ClaimRequest,
@@ -343,6 +343,25 @@ class PostgresTx:
     def tickets_of(self, order_id: str) -> list[Ticket]:
         """An order's tickets, valid or void."""
         return records.load_tickets(self._conn, order_id)
+
+    def advisory_lock(self, resources: Sequence[str]) -> int:
+        """`pg_advisory_xact_lock` per resource, in order (fate-shared with this transaction:
+        released by COMMIT or ROLLBACK, never by a timer); then a token from a sequence."""
+        for resource in resources:
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (resource,))
+        row = self._conn.execute("SELECT nextval('advisory_fences')").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def check_fence(self, resource: str, token: int) -> None:
+        """Record `token` for `resource`, or raise FencedOutError if a higher one was seen."""
+        accepted = self._conn.execute(
+            "INSERT INTO fences (resource, token) VALUES (%s, %s) ON CONFLICT (resource)"
+            " DO UPDATE SET token = excluded.token WHERE fences.token <= excluded.token",
+            (resource, token),
+        ).rowcount
+        if accepted != 1:
+            raise FencedOutError(f"fencing token {token} for {resource} is stale")
 
     def void_tickets(self, order_id: str) -> int:
         """Void an order's valid tickets; return how many."""

@@ -13,7 +13,12 @@ from datetime import datetime
 
 from lastseat.adapters.sqlite import records
 from lastseat.adapters.sqlite.records import to_us
-from lastseat.domain.errors import ConflictError, InsufficientFundsError, NotFoundError
+from lastseat.domain.errors import (
+    ConflictError,
+    FencedOutError,
+    InsufficientFundsError,
+    NotFoundError,
+)
 from lastseat.domain.holds import (
     Claim,
     ClaimRequest,
@@ -342,6 +347,21 @@ class SqliteTx:
     def tickets_of(self, order_id: str) -> list[Ticket]:
         """An order's tickets, valid or void."""
         return records.load_tickets(self._conn, order_id)
+
+    def advisory_lock(self, resources: Sequence[str]) -> int:
+        """BEGIN IMMEDIATE already holds the database lock: draw the next token under it."""
+        row = self._conn.execute("SELECT COALESCE(MAX(token), 0) + 1 FROM fences").fetchone()
+        return int(row[0])
+
+    def check_fence(self, resource: str, token: int) -> None:
+        """Record `token` for `resource`, or raise FencedOutError if a higher one was seen."""
+        accepted = self._conn.execute(
+            "INSERT INTO fences (resource, token) VALUES (?, ?) ON CONFLICT (resource)"
+            " DO UPDATE SET token = excluded.token WHERE fences.token <= excluded.token",
+            (resource, token),
+        ).rowcount
+        if accepted != 1:
+            raise FencedOutError(f"fencing token {token} for {resource} is stale")
 
     def void_tickets(self, order_id: str) -> int:
         """Void an order's valid tickets; return how many."""
