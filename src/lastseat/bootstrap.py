@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lastseat.adapters.locks.redis_lock import RedisLockManager
+from lastseat.adapters.locks.redlock import RedlockManager
+from lastseat.adapters.locks.zookeeper_lock import ZooKeeperLockManager
 from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
 from lastseat.adapters.sqlite.store import SqliteOptions, SqliteStore
 from lastseat.concurrency.registry import make_strategy
@@ -13,11 +17,13 @@ from lastseat.domain.clock import Clock
 from lastseat.domain.errors import ValidationError
 from lastseat.service.booking import BookingService
 from lastseat.service.catalog import CatalogService
+from lastseat.service.locking import LockManager
 from lastseat.service.ports import Pause, Store, no_pause
 from lastseat.service.wallets import WalletService
 
 DEFAULT_DB = "lastseat.db"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+REDLOCK_MIN_SERVERS = 3
 
 
 def is_postgres(db: str) -> bool:
@@ -62,6 +68,52 @@ def open_store(
 
 
 @dataclass(frozen=True, slots=True)
+class LockServices:
+    """Where the lock services of the lock-refereed strategies live (env LASTSEAT_REDIS_URL,
+    LASTSEAT_REDLOCK_URLS (comma-separated, >= 3), LASTSEAT_ZK_HOSTS)."""
+
+    redis_url: str | None = None
+    redlock_urls: tuple[str, ...] = ()
+    zk_hosts: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LockServices:
+        """The lock services named by environment variables."""
+        urls = tuple(u for u in environ.get("LASTSEAT_REDLOCK_URLS", "").split(",") if u)
+        return cls(
+            environ.get("LASTSEAT_REDIS_URL") or None,
+            urls,
+            environ.get("LASTSEAT_ZK_HOSTS") or None,
+        )
+
+    def as_env(self) -> dict[str, str]:
+        """The environment variables that name these services (for server processes)."""
+        return {
+            "LASTSEAT_REDIS_URL": self.redis_url or "",
+            "LASTSEAT_REDLOCK_URLS": ",".join(self.redlock_urls),
+            "LASTSEAT_ZK_HOSTS": self.zk_hosts or "",
+        }
+
+
+def open_locks(strategy: str, services: LockServices | None) -> LockManager | None:
+    """The lock manager a strategy needs, or None for strategies that need none."""
+    services = services or LockServices()
+    if strategy == "redis-lock":
+        if not services.redis_url:
+            raise ValidationError("redis-lock needs a Redis URL (LASTSEAT_REDIS_URL)")
+        return RedisLockManager(services.redis_url)
+    if strategy == "redlock":
+        if len(services.redlock_urls) < REDLOCK_MIN_SERVERS:
+            raise ValidationError("redlock needs >= 3 Redis URLs (LASTSEAT_REDLOCK_URLS)")
+        return RedlockManager(list(services.redlock_urls))
+    if strategy == "zk-lock":
+        if not services.zk_hosts:
+            raise ValidationError("zk-lock needs ZooKeeper hosts (LASTSEAT_ZK_HOSTS)")
+        return ZooKeeperLockManager(services.zk_hosts)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class Services:
     """Everything an entry point needs, wired to one store."""
 
@@ -79,9 +131,16 @@ def build(
     pause: Pause = no_pause,
     retry: RetryPolicy | None = None,
     clock: Clock | None = None,
+    locks: LockServices | None = None,
 ) -> Services:
     """Services over `store`, selling with the named strategy."""
-    chosen = make_strategy(strategy, allow_unsafe=allow_unsafe, pause=pause, retry=retry)
+    chosen = make_strategy(
+        strategy,
+        allow_unsafe=allow_unsafe,
+        pause=pause,
+        retry=retry,
+        locks=open_locks(strategy, locks),
+    )
     return Services(
         store, BookingService(store, chosen, clock), WalletService(store), CatalogService(store)
     )

@@ -28,7 +28,12 @@ from pg_racers import BUYERS, race, valid_tickets_for_the_seat
 
 from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
 from lastseat.bootstrap import build, open_store
-from lastseat.concurrency.registry import GUARDED_NAMES, STRATEGY_NAMES, make_strategy
+from lastseat.concurrency.registry import (
+    GUARDED_NAMES,
+    LOCK_SERVICE_NAMES,
+    STRATEGY_NAMES,
+    make_strategy,
+)
 from lastseat.domain.clock import FakeClock
 from lastseat.domain.errors import (
     ConflictError,
@@ -385,7 +390,11 @@ def test_a_best_available_claim_skips_sold_seats_and_names_a_missing_section(
 # -- SQLite runs the same code ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["naive", *GUARDED_NAMES])
+# Lock-service strategies need their servers; tests/contract and tests/faults race them.
+IN_PROCESS = [n for n in GUARDED_NAMES if n not in LOCK_SERVICE_NAMES]
+
+
+@pytest.mark.parametrize("strategy", ["naive", *IN_PROCESS])
 def test_every_strategy_sells_best_available_seats_and_holds_on_sqlite_too(
     db_path: Path, strategy: str
 ) -> None:
@@ -410,7 +419,11 @@ def test_every_strategy_sells_best_available_seats_and_holds_on_sqlite_too(
 
 
 def test_every_name_builds_its_strategy_and_a_section_claim_is_validated() -> None:
-    assert {make_strategy(n, allow_unsafe=True).name for n in STRATEGY_NAMES} == set(STRATEGY_NAMES)
+    plain = [n for n in STRATEGY_NAMES if n not in LOCK_SERVICE_NAMES]
+    assert {make_strategy(n, allow_unsafe=True).name for n in plain} == set(plain)
+    for name in LOCK_SERVICE_NAMES:
+        with pytest.raises(ValidationError):
+            make_strategy(name)  # without its lock service
     with pytest.raises(ValidationError):
         make_strategy("row-lock-sometimes")
     for bad in (0, 51, True):

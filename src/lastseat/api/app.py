@@ -42,6 +42,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 settings.strategy,
                 allow_unsafe=settings.allow_unsafe,
                 pause=settings.pause(),
+                locks=settings.locks,
             )
             yield
         finally:

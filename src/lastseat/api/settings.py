@@ -9,8 +9,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lastseat.bootstrap import DEFAULT_DB
-from lastseat.concurrency.registry import make_strategy
+from lastseat.bootstrap import DEFAULT_DB, LockServices
+from lastseat.concurrency.registry import LOCK_SERVICE_NAMES, make_strategy
 from lastseat.domain.errors import ValidationError
 from lastseat.service.auth import MIN_SECRET_BYTES
 from lastseat.service.ports import Pause, no_pause
@@ -39,6 +39,7 @@ class Settings:
     allow_unsafe: bool = False
     cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS
     payment_delay_ms: float = 0.0  # the race lab's widened check-to-write window
+    locks: LockServices = field(default_factory=LockServices)
 
     def validate(self) -> Settings:
         """This object, if every value is usable; else ValidationError (or UnsafeStrategyError)."""
@@ -52,7 +53,8 @@ class Settings:
             raise ValidationError(f"{CACHE_TTL_ENV} must be 0..{MAX_CACHE_TTL_MS}")
         if not 0 <= self.payment_delay_ms <= MAX_PAYMENT_DELAY_MS:  # NaN fails too
             raise ValidationError(f"{PAYMENT_DELAY_ENV} must be 0..{MAX_PAYMENT_DELAY_MS:g}")
-        make_strategy(self.strategy, allow_unsafe=self.allow_unsafe)
+        if self.strategy not in LOCK_SERVICE_NAMES:  # those are checked when they connect
+            make_strategy(self.strategy, allow_unsafe=self.allow_unsafe)
         return self
 
     @classmethod
@@ -73,6 +75,7 @@ class Settings:
             allow_unsafe=environ.get(ALLOW_UNSAFE_ENV, "").lower() in _TRUE,
             cache_ttl_ms=int(ttl_text),
             payment_delay_ms=delay_ms,
+            locks=LockServices.from_env(environ),
         ).validate()
 
     def pause(self) -> Pause:
@@ -96,4 +99,5 @@ class Settings:
             TOKEN_SECRET_ENV: self.token_secret.decode(),
             CACHE_TTL_ENV: str(self.cache_ttl_ms),
             PAYMENT_DELAY_ENV: f"{self.payment_delay_ms:g}",
+            **self.locks.as_env(),
         }

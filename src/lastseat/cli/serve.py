@@ -25,7 +25,7 @@ from lastseat.api.settings import (
     TOKEN_SECRET_ENV,
     Settings,
 )
-from lastseat.bootstrap import DEFAULT_DB, open_store
+from lastseat.bootstrap import DEFAULT_DB, LockServices, open_store
 from lastseat.concurrency.registry import STRATEGY_NAMES
 from lastseat.domain.errors import ValidationError
 
@@ -103,6 +103,13 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     envvar="LASTSEAT_PAYMENT_DELAY_MS",
     help="Race lab: sleep between check and write, to widen the race window.",
 )
+@click.option("--redis-url", envvar="LASTSEAT_REDIS_URL", help="Redis for `redis-lock`.")
+@click.option(
+    "--redlock-urls",
+    envvar="LASTSEAT_REDLOCK_URLS",
+    help="Comma-separated URLs of >= 3 independent Redis servers for `redlock`.",
+)
+@click.option("--zk-hosts", envvar="LASTSEAT_ZK_HOSTS", help="ZooKeeper hosts for `zk-lock`.")
 @click.option("--dev", is_flag=True, help="Generate a random admin key and token secret.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(
@@ -114,6 +121,9 @@ def serve(
     allow_unsafe: bool,
     cache_ttl_ms: int,
     payment_delay_ms: float,
+    redis_url: str | None,
+    redlock_urls: str | None,
+    zk_hosts: str | None,
     dev: bool,
     access_log: bool,
 ) -> None:
@@ -127,6 +137,11 @@ def serve(
         allow_unsafe=allow_unsafe,
         cache_ttl_ms=cache_ttl_ms,
         payment_delay_ms=payment_delay_ms,
+        locks=LockServices(
+            redis_url or None,
+            tuple(u for u in (redlock_urls or "").split(",") if u),
+            zk_hosts or None,
+        ),
     ).validate()
     # Migrate once here, so a bad --db fails as one line before any worker starts.
     open_store(db, create=True).close()

@@ -13,6 +13,7 @@ exists only for tests, to show that a lock alone sells the seat twice.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -21,7 +22,7 @@ from typing import TypeVar
 from lastseat.concurrency.atomic import take_if_free
 from lastseat.concurrency.base import StrategyBase, is_free, read_claim, refusal, write_over
 from lastseat.concurrency.retry import RetryPolicy
-from lastseat.domain.errors import FencedOutError
+from lastseat.domain.errors import FencedOutError, LockServiceError
 from lastseat.domain.holds import Claim, SeatClaim
 from lastseat.service.locking import Grant, LockManager
 from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
@@ -80,7 +81,13 @@ class DistributedLockStrategy(StrategyBase):
                     raise refusal(tx, claim)
                 return finish(tx)
         finally:
-            for grant in reversed(grants):
+            self._release_all(grants)
+
+    def _release_all(self, grants: list[Grant]) -> None:
+        # A release that cannot reach the lock service must not hide what the buyer was told:
+        # the lease ends by itself (TTL, session expiry), which is what leases are for.
+        for grant in reversed(grants):
+            with contextlib.suppress(LockServiceError):
                 self.locks.release(grant)
 
     def _acquire_all(self, resources: list[str]) -> list[Grant]:
@@ -91,8 +98,7 @@ class DistributedLockStrategy(StrategyBase):
             for resource in resources:
                 grants.append(self.locks.acquire(resource, self.ttl_ms, self.acquire_timeout_s))
         except BaseException:
-            for grant in reversed(grants):
-                self.locks.release(grant)
+            self._release_all(grants)
             raise
         if self.locks.statistics().waits > waits_before:
             self._stats.add(lock_waits=1, lock_wait_ns=time.monotonic_ns() - started)

@@ -37,6 +37,9 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "optimistic",
     "serializable",
     "pg-advisory",
+    "redis-lock",
+    "redlock",
+    "zk-lock",
 )
 # Strategies refereed by a lock service; `make_strategy` needs that service's LockManager.
 LOCK_SERVICE_NAMES: tuple[str, ...] = ("redis-lock", "redlock", "zk-lock")
@@ -75,5 +78,4 @@ def make_strategy(
         if locks is None:
             raise ValidationError(f"strategy {name!r} needs its lock service configured")
         return DistributedLockStrategy(name, locks, pause, retry)
-    known = ", ".join((*STRATEGY_NAMES, *LOCK_SERVICE_NAMES))
-    raise ValidationError(f"unknown strategy {name!r}; choose from {known}")
+    raise ValidationError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lastseat.bootstrap import build, open_store
+from lastseat.bootstrap import LockServices, build, open_store
 from lastseat.lab.checker import Verdict, check
 from lastseat.lab.history import Operation, read_history, write_history
+from lastseat.lab.lock_servers import lock_services_for
 from lastseat.lab.scenarios import Scenario
 from lastseat.lab.servers import ServerFleet, server_fleet, strategy_statistics
 from lastseat.lab.worker import WorkerJob, WorkerResult, run_worker
@@ -102,21 +103,23 @@ def run_race(
     `db_path` is a SQLite path or a PostgreSQL DSN of a new, empty database.
     """
     plans = prepare(config, strategy, str(db_path))
-    if config.servers:
-        with server_fleet(
-            config.servers, str(db_path), strategy, payment_delay_ms=config.payment_delay_ms
-        ) as fleet:
-            history, results = _race_processes(
-                config, strategy, str(db_path), history_path, plans, on_progress, fleet
-            )
-            server_rss_mb = fleet.peak_rss_mb()
-            # The strategy ran inside the servers: their counters replace the buyers' zeros.
-            results = [WorkerResult(strategy_statistics(fleet.urls), [], 0, 0), *results]
-    else:
-        history, results = _race_processes(
-            config, strategy, str(db_path), history_path, plans, on_progress, None
-        )
-        server_rss_mb = ()
+    race = _Race(config, strategy, str(db_path), history_path, plans, on_progress)
+    with lock_services_for(strategy) as locks:
+        if config.servers:
+            with server_fleet(
+                config.servers,
+                str(db_path),
+                strategy,
+                locks=locks,
+                payment_delay_ms=config.payment_delay_ms,
+            ) as fleet:
+                history, results = _race_processes(race, fleet, locks)
+                server_rss_mb = fleet.peak_rss_mb()
+                # The strategy ran inside the servers: their counters replace the buyers' zeros.
+                results = [WorkerResult(strategy_statistics(fleet.urls), [], 0, 0), *results]
+        else:
+            history, results = _race_processes(race, None, locks)
+            server_rss_mb = ()
     store = open_store(str(db_path), create=False)
     try:
         verdict = check(history, store.snapshot())
@@ -126,15 +129,26 @@ def run_race(
     return replace(summary, server_peak_rss_mb=server_rss_mb)
 
 
+@dataclass(frozen=True, slots=True)
+class _Race:
+    config: RaceConfig
+    strategy: str
+    db: str
+    history_path: Path
+    plans: list[Any]
+    on_progress: Callable[[int], None]
+
+
 def _race_processes(
-    config: RaceConfig,
-    strategy: str,
-    db: str,
-    history_path: Path,
-    plans: list[Any],
-    on_progress: Callable[[int], None],
-    fleet: ServerFleet | None,
+    race: _Race, fleet: ServerFleet | None, locks: LockServices
 ) -> tuple[list[Operation], list[WorkerResult]]:
+    config, strategy, db, history_path, plans = (
+        race.config,
+        race.strategy,
+        race.db,
+        race.history_path,
+        race.plans,
+    )
     parts = [history_path.with_suffix(f".part{i}.jsonl") for i in range(config.processes)]
     urls = fleet.urls if fleet else ()
     secret = fleet.token_secret if fleet else b""
@@ -152,10 +166,11 @@ def _race_processes(
             config.synchronous,
             urls,
             secret,
+            locks,
         )
         for i in range(config.processes)
     ]
-    results = _run_processes(jobs, on_progress)
+    results = _run_processes(jobs, race.on_progress)
     return _merge(parts, history_path), results
 
 

@@ -21,6 +21,7 @@ from typing import IO
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from lastseat.bootstrap import LockServices
 from lastseat.domain.errors import StoreError
 
 START_TIMEOUT_S = 60.0
@@ -55,6 +56,7 @@ def server_fleet(
     *,
     payment_delay_ms: float = 0.0,
     allow_unsafe: bool = True,
+    locks: LockServices | None = None,
 ) -> Iterator[ServerFleet]:
     """Start `count` servers over `db`, wait until each answers /ready, stop them on exit."""
     admin_key, token_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -66,6 +68,7 @@ def server_fleet(
         "LASTSEAT_ADMIN_KEY": admin_key,
         "LASTSEAT_TOKEN_SECRET": token_secret,
         "LASTSEAT_PAYMENT_DELAY_MS": f"{payment_delay_ms:g}",
+        **(locks or LockServices()).as_env(),
     }
     with ExitStack() as stack:
         procs = [stack.enter_context(_server(env)) for _ in range(count)]

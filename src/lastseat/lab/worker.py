@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lastseat.bootstrap import build, open_store
+from lastseat.bootstrap import LockServices, build, open_store
 from lastseat.domain.errors import (
     ConflictError,
     InsufficientFundsError,
@@ -60,6 +60,7 @@ class WorkerJob:
     synchronous: str
     servers: tuple[str, ...] = ()
     token_secret: bytes = b""
+    locks: LockServices = field(default_factory=LockServices)
 
 
 @dataclass(slots=True)
@@ -75,7 +76,9 @@ class WorkerResult:
 def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
     """Process entry point: race the job's buyers, write history, return counters."""
     store = open_store(job.db_path, create=False, synchronous=job.synchronous)
-    services = build(store, job.strategy, allow_unsafe=True, pause=_pause_for(job))
+    # Over HTTP the servers sell; this process only needs a store for nothing but its build.
+    strategy = "atomic" if job.servers else job.strategy
+    services = build(store, strategy, allow_unsafe=True, pause=_pause_for(job), locks=job.locks)
     http = HttpBuyer(job.servers, job.token_secret, job.threads) if job.servers else None
     recorder = _Recorder(job.index)
     next_buyer = iter(enumerate(job.plans))

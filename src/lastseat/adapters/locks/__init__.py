@@ -1,0 +1,1 @@
+"""Distributed lock managers (Redis, Redlock, ZooKeeper) and the throwaway servers they test on."""
