@@ -65,7 +65,9 @@ def test_naive_over_three_servers_sells_the_last_seat_more_than_once(
     assert "seat_sold_twice" in result.violations
 
 
-@pytest.mark.parametrize("strategy", ["atomic", "optimistic"])
+@pytest.mark.parametrize(
+    "strategy", ["atomic", "optimistic", "pg-advisory", "redis-lock", "redlock", "zk-lock"]
+)
 def test_a_fifty_seat_rush_over_three_servers_keeps_every_invariant(
     pg_server: ThrowawayPostgres, tmp_path: Path, strategy: str
 ) -> None:
