@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lastseat.bootstrap import open_store
-from lastseat.concurrency.registry import GUARDED_NAMES, STRATEGY_NAMES
+from lastseat.concurrency.registry import GUARDED_NAMES, LOCK_SERVICE_NAMES, STRATEGY_NAMES
 from lastseat.domain.errors import UnsafeStrategyError, ValidationError
 from lastseat.lab.checker import check
 from lastseat.lab.databases import THROWAWAY_POSTGRES, RaceTarget, race_targets
@@ -26,11 +26,18 @@ _POSITIVE = click.IntRange(min=1)
 _NON_NEGATIVE = click.IntRange(min=0)
 
 
+# `all` is every strategy that needs nothing but the database: the lock-service ones start
+# Redis / ZooKeeper servers (ZooKeeper needs Java), so they run when named.
+ALL_WITHOUT_LOCK_SERVICES: tuple[str, ...] = tuple(
+    n for n in STRATEGY_NAMES if n not in LOCK_SERVICE_NAMES
+)
+
+
 def parse_strategies(values: tuple[str, ...]) -> list[str]:
     """`all`, one name, several names or a comma-separated list, in table order."""
     names = {n.strip() for v in values for n in v.split(",") if n.strip()}
     if not names or "all" in names:
-        return list(STRATEGY_NAMES)
+        return list(ALL_WITHOUT_LOCK_SERVICES)
     unknown = sorted(names - set(STRATEGY_NAMES))
     if unknown:
         raise ValidationError(
@@ -54,7 +61,8 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     multiple=True,
     default=("all",),
     show_default=True,
-    help=f"all, or one or more of: {', '.join(STRATEGY_NAMES)} (repeat or comma-separate).",
+    help=f"all (every strategy but the lock-service ones), or one or more of: "
+    f"{', '.join(STRATEGY_NAMES)} (repeat or comma-separate).",
 )
 @click.option("--buyers", type=_POSITIVE, help="Concurrent buyers (scenario default if omitted).")
 @click.option("--seats", type=_POSITIVE, help="Assigned seats (last-seat, rush, group).")
