@@ -262,7 +262,12 @@ def test_a_dropped_connection_makes_a_grant_suspect_until_the_session_resumes(
 ) -> None:
     # A server of its own: this test kills it.
     with throwaway_zookeeper() as server:
-        manager = ZooKeeperLockManager(server.hosts, 10 * SESSION_TIMEOUT_S)
+        # kazoo waits up to session_timeout / len(hosts) for one handshake; with a single host a
+        # handshake that stalls on the restarting JVM can outlast the session itself (CI saw it:
+        # "socket time-out during read", then "Session has expired"). Listing the host four
+        # times bounds one attempt to a quarter of the session, as a 4-node ensemble would.
+        hosts = ",".join([server.hosts] * 4)
+        manager = ZooKeeperLockManager(hosts, 20 * SESSION_TIMEOUT_S)
         try:
             grant = manager.acquire(resource, TTL_MS, WAIT_S)
             assert not manager.is_suspect(grant)
