@@ -81,3 +81,32 @@ class LockTimeoutError(StoreBusyError):
 
 class LockServiceError(StoreError):
     """The lock service (Redis, ZooKeeper) could not be reached or answered wrongly."""
+
+
+class PaymentDeclinedError(LastseatError):
+    """The payment provider refused the charge (card declined); nothing was taken."""
+
+
+class PaymentUnknownError(LastseatError):
+    """The payment's outcome is not known (timeout, provider down, answer lost): the charge
+    may or may not have happened. Retry with the same payment key, or let the reconciler."""
+
+
+class PaymentProviderError(LastseatError):
+    """The provider refused the request itself (bad key reuse, bad amount): a bug, not a fault."""
+
+
+class IdempotencyError(LastseatError):
+    """Root of the Idempotency-Key errors."""
+
+
+class IdempotencyKeyMissingError(IdempotencyError):
+    """A mutating request came without a (well-formed) Idempotency-Key header."""
+
+
+class IdempotencyKeyReusedError(IdempotencyError):
+    """The key was used before with a different request (method, route or body)."""
+
+
+class RequestInProgressError(IdempotencyError):
+    """The first request with this key is still running; retry after a while."""

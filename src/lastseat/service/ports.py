@@ -19,6 +19,7 @@ from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket
+from lastseat.service.idempotency import IdempotencyRecords
 from lastseat.service.snapshot import Snapshot
 from lastseat.service.statistics import StrategyStatistics
 
@@ -123,7 +124,7 @@ class ReadTx(Protocol):
     def event_currency(self, event_id: str) -> str | None: ...
 
 
-class InventoryTx(ReadTx, Protocol):
+class InventoryTx(ReadTx, IdempotencyRecords, Protocol):
     """One write transaction: claim primitives for strategies, records for use cases."""
 
     # Claim primitives; seat ids always arrive in ascending (lock) order.

@@ -38,6 +38,7 @@ from typing import Any
 
 from lastseat.adapters.postgres import money, records, sections
 from lastseat.adapters.postgres.errors import translated
+from lastseat.adapters.postgres.idempotency import PostgresIdempotencyRecords
 from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import ConflictError, FencedOutError
@@ -71,7 +72,7 @@ _SEAT_STATUS = (
 LOCK_WAIT_THRESHOLD_NS = 1_000_000
 
 
-class PostgresTx:
+class PostgresTx(PostgresIdempotencyRecords):
     """An open transaction on one pooled connection; the store commits or rolls it back."""
 
     def __init__(self, conn: Conn, stats: StrategyStatistics | None = None) -> None:

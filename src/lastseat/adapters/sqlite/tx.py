@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from lastseat.adapters.sqlite import records
+from lastseat.adapters.sqlite.idempotency import SqliteIdempotencyRecords
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import (
     ConflictError,
@@ -43,7 +44,7 @@ def marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SqliteTx:
+class SqliteTx(SqliteIdempotencyRecords):
     """An open transaction on one connection; the store commits or rolls it back."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
