@@ -1,0 +1,1 @@
+"""The Python client of the lastseat HTTP API (sync and async)."""
