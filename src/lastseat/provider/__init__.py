@@ -1,1 +1,1 @@
-"""The external card processor lastseat pays through in tests and the race lab (`lastseat payments serve`)."""
+"""The external card processor lastseat pays through (`lastseat payments serve`)."""
