@@ -22,7 +22,13 @@ ADMIN_KEY_ENV = "LASTSEAT_ADMIN_KEY"
 TOKEN_SECRET_ENV = "LASTSEAT_TOKEN_SECRET"  # noqa: S105 - a variable name, not a secret
 CACHE_TTL_ENV = "LASTSEAT_CACHE_TTL_MS"
 PAYMENT_DELAY_ENV = "LASTSEAT_PAYMENT_DELAY_MS"
+IDEMPOTENCY_LEASE_ENV = "LASTSEAT_IDEMPOTENCY_LEASE_MS"
+IDEMPOTENCY_RETENTION_ENV = "LASTSEAT_IDEMPOTENCY_RETENTION_S"
 MAX_PAYMENT_DELAY_MS = 10_000.0
+DEFAULT_IDEMPOTENCY_LEASE_MS = 30_000
+MIN_IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_LEASE_MS = 100, 3_600_000
+DEFAULT_IDEMPOTENCY_RETENTION_S = 24 * 3600
+MIN_IDEMPOTENCY_RETENTION_S = 60
 DEFAULT_CACHE_TTL_MS = 500
 MAX_CACHE_TTL_MS = 60_000
 _TRUE = ("1", "true", "yes", "on")
@@ -40,6 +46,10 @@ class Settings:
     cache_ttl_ms: int = DEFAULT_CACHE_TTL_MS
     payment_delay_ms: float = 0.0  # the race lab's widened check-to-write window
     locks: LockServices = field(default_factory=LockServices)
+    # How long a request running under an Idempotency-Key holds it before a retry may take
+    # over (renewed while it runs), and how long finished keys are kept for replay.
+    idempotency_lease_ms: int = DEFAULT_IDEMPOTENCY_LEASE_MS
+    idempotency_retention_s: int = DEFAULT_IDEMPOTENCY_RETENTION_S
 
     def validate(self) -> Settings:
         """This object, if every value is usable; else ValidationError (or UnsafeStrategyError)."""
@@ -53,6 +63,13 @@ class Settings:
             raise ValidationError(f"{CACHE_TTL_ENV} must be 0..{MAX_CACHE_TTL_MS}")
         if not 0 <= self.payment_delay_ms <= MAX_PAYMENT_DELAY_MS:  # NaN fails too
             raise ValidationError(f"{PAYMENT_DELAY_ENV} must be 0..{MAX_PAYMENT_DELAY_MS:g}")
+        lease_range = f"{MIN_IDEMPOTENCY_LEASE_MS}..{MAX_IDEMPOTENCY_LEASE_MS}"
+        if not MIN_IDEMPOTENCY_LEASE_MS <= self.idempotency_lease_ms <= MAX_IDEMPOTENCY_LEASE_MS:
+            raise ValidationError(f"{IDEMPOTENCY_LEASE_ENV} must be {lease_range}")
+        if self.idempotency_retention_s < MIN_IDEMPOTENCY_RETENTION_S:
+            raise ValidationError(
+                f"{IDEMPOTENCY_RETENTION_ENV} must be at least {MIN_IDEMPOTENCY_RETENTION_S}"
+            )
         if self.strategy not in LOCK_SERVICE_NAMES:  # those are checked when they connect
             make_strategy(self.strategy, allow_unsafe=self.allow_unsafe)
         return self
@@ -76,6 +93,12 @@ class Settings:
             cache_ttl_ms=int(ttl_text),
             payment_delay_ms=delay_ms,
             locks=LockServices.from_env(environ),
+            idempotency_lease_ms=_whole(
+                environ, IDEMPOTENCY_LEASE_ENV, DEFAULT_IDEMPOTENCY_LEASE_MS
+            ),
+            idempotency_retention_s=_whole(
+                environ, IDEMPOTENCY_RETENTION_ENV, DEFAULT_IDEMPOTENCY_RETENTION_S
+            ),
         ).validate()
 
     def pause(self) -> Pause:
@@ -99,5 +122,14 @@ class Settings:
             TOKEN_SECRET_ENV: self.token_secret.decode(),
             CACHE_TTL_ENV: str(self.cache_ttl_ms),
             PAYMENT_DELAY_ENV: f"{self.payment_delay_ms:g}",
+            IDEMPOTENCY_LEASE_ENV: str(self.idempotency_lease_ms),
+            IDEMPOTENCY_RETENTION_ENV: str(self.idempotency_retention_s),
             **self.locks.as_env(),
         }
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name) or str(default)
+    if not text.strip().isdigit():
+        raise ValidationError(f"{name} must be a whole number")
+    return int(text)

@@ -13,6 +13,7 @@ from lastseat.domain.ledger import (
 )
 from lastseat.domain.money import Money
 from lastseat.domain.tickets import new_id
+from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import Store
 
 
@@ -33,14 +34,19 @@ class WalletService:
             tx.ensure_account(wallet_account(buyer_id), AccountKind.WALLET, currency)
             return existing or zero
 
-    def top_up(self, buyer_id: str, amount: Money) -> Money:
-        """Bring money in from the outside world; return the new balance."""
+    def top_up(self, buyer_id: str, amount: Money, fence: RequestFence | None = None) -> Money:
+        """Bring money in from the outside world; return the new balance.
+
+        Under a request fence the transfer id is derived from the request, so a retry that
+        takes the request over finds the earlier attempt's top-up instead of paying twice.
+        """
         return self._move(
             TransferKind.TOP_UP,
             world_account(amount.currency),
             wallet_account(buyer_id),
             amount,
             open_source=True,
+            fence=fence,
         )
 
     def transfer(self, from_buyer: str, to_buyer: str, amount: Money) -> Money:
@@ -90,14 +96,19 @@ class WalletService:
         amount: Money,
         *,
         open_source: bool,
+        fence: RequestFence | None = None,
     ) -> Money:
-        transfer = Transfer(new_id("trf"), kind, source, destination, amount)
+        transfer_id = fence.derived_id("trf") if fence else new_id("trf")
+        transfer = Transfer(transfer_id, kind, source, destination, amount)
         with self.store.write() as tx:
+            if fence is not None:
+                tx.check_request_fence(fence)
             if open_source:
                 tx.ensure_account(source, AccountKind.WORLD, amount.currency)
             if tx.balance(destination) is None:
                 raise NotFoundError(f"no wallet {destination.removeprefix('wallet:')}")
-            tx.post_transfer(transfer)
+            if fence is None or not tx.has_transfer(transfer_id):
+                tx.post_transfer(transfer)
             new_balance = tx.balance(destination)
         assert new_balance is not None
         return new_balance

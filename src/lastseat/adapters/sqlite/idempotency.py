@@ -1,13 +1,135 @@
-"""Idempotency-Key records in the sqlite store (filled in by the idempotency work)."""
+"""Idempotency-Key records in the sqlite store.
+
+SQLite has one writer at a time (BEGIN IMMEDIATE), so a fence checked in a write transaction
+cannot be overtaken by a takeover before that transaction commits: the takeover is a write too.
+"""
 
 from __future__ import annotations
 
-from lastseat.service.idempotency import RequestFence
+import json
+import sqlite3
+from datetime import datetime
+
+from lastseat.adapters.sqlite.records import from_us, to_us
+from lastseat.domain.errors import FencedOutError
+from lastseat.service.idempotency import RequestFence, RequestKey, StoredRequest, StoredResponse
 
 
 class SqliteIdempotencyRecords:
     """Mixin of the sqlite transaction: the idempotency-key table."""
 
+    _conn: sqlite3.Connection
+
     def check_request_fence(self, fence: RequestFence) -> None:
         """Refuse a dead attempt's late writes (see RequestFence)."""
-        raise NotImplementedError
+        row = self._conn.execute(
+            "SELECT attempt FROM idempotency_keys WHERE record_id = ?", (fence.record_id,)
+        ).fetchone()
+        if row is None or row[0] != fence.attempt:
+            raise FencedOutError(
+                f"request {fence.record_id} attempt {fence.attempt} was taken over"
+            )
+
+    def insert_request(
+        self,
+        record_id: str,
+        key: RequestKey,
+        fingerprint: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> bool:
+        """Store a new running record (attempt 1); False if the key has one already."""
+        return (
+            self._conn.execute(
+                "INSERT INTO idempotency_keys (record_id, principal, method, path,"
+                " idempotency_key, fingerprint, attempt, lease_until_us, created_at_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    record_id,
+                    key.principal,
+                    key.method,
+                    key.path,
+                    key.key,
+                    fingerprint,
+                    to_us(lease_until),
+                    to_us(now),
+                ),
+            ).rowcount
+            == 1
+        )
+
+    def find_request(self, key: RequestKey) -> StoredRequest | None:
+        """The key's record, or None."""
+        row = self._conn.execute(
+            "SELECT record_id, fingerprint, attempt, lease_until_us, status, headers, body"
+            " FROM idempotency_keys WHERE principal = ? AND method = ? AND path = ?"
+            " AND idempotency_key = ?",
+            (key.principal, key.method, key.path, key.key),
+        ).fetchone()
+        if row is None:
+            return None
+        response = None
+        if row[4] is not None:
+            response = StoredResponse(row[4], _headers(row[5]), bytes(row[6]))
+        return StoredRequest(row[0], row[1], row[2], from_us(row[3]), response)
+
+    def take_over_request(
+        self, record_id: str, seen_attempt: int, now: datetime, lease_until: datetime
+    ) -> bool:
+        """attempt + 1 and a new lease, if still unfinished at `seen_attempt`, lease over."""
+        return (
+            self._conn.execute(
+                "UPDATE idempotency_keys SET attempt = attempt + 1, lease_until_us = ?"
+                " WHERE record_id = ? AND attempt = ? AND status IS NULL"
+                " AND lease_until_us <= ?",
+                (to_us(lease_until), record_id, seen_attempt, to_us(now)),
+            ).rowcount
+            == 1
+        )
+
+    def renew_request(self, fence: RequestFence, lease_until: datetime) -> bool:
+        """Extend a running record's lease if `fence` is still its attempt."""
+        return self._fenced_update("lease_until_us = ?", (to_us(lease_until),), fence)
+
+    def finish_request(self, fence: RequestFence, response: StoredResponse, now: datetime) -> bool:
+        """Store the answer if `fence` is still the record's attempt and it is unfinished."""
+        return self._fenced_update(
+            "status = ?, headers = ?, body = ?, finished_at_us = ?",
+            (response.status, json.dumps(response.headers), response.body, to_us(now)),
+            fence,
+        )
+
+    def release_request(self, fence: RequestFence, now: datetime) -> bool:
+        """End the lease now, so the next retry takes over, if `fence` still holds."""
+        return self._fenced_update("lease_until_us = ?", (to_us(now),), fence)
+
+    def reap_requests(self, created_before: datetime, limit: int) -> int:
+        """Delete up to `limit` records made before `created_before`; return how many."""
+        return self._conn.execute(
+            "DELETE FROM idempotency_keys WHERE record_id IN (SELECT record_id"
+            " FROM idempotency_keys WHERE created_at_us < ? ORDER BY created_at_us LIMIT ?)",
+            (to_us(created_before), limit),
+        ).rowcount
+
+    def has_transfer(self, transfer_id: str) -> bool:
+        """True if a transfer with this id was committed."""
+        row = self._conn.execute(
+            "SELECT 1 FROM transfers WHERE transfer_id = ?", (transfer_id,)
+        ).fetchone()
+        return row is not None
+
+    def _fenced_update(
+        self, assignments: str, values: tuple[object, ...], fence: RequestFence
+    ) -> bool:
+        return (
+            self._conn.execute(
+                f"UPDATE idempotency_keys SET {assignments}"
+                " WHERE record_id = ? AND attempt = ? AND status IS NULL",
+                (*values, fence.record_id, fence.attempt),
+            ).rowcount
+            == 1
+        )
+
+
+def _headers(text: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(name), str(value)) for name, value in json.loads(text or "[]"))
