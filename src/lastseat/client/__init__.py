@@ -1,1 +1,80 @@
-"""The Python client of the lastseat HTTP API (sync and async)."""
+"""The Python client of the lastseat HTTP API (sync and async).
+
+Standalone: it imports nothing else from lastseat, only httpx. Every mutating call sends one
+Idempotency-Key, reused on all its retries; errors are `ProblemError` subclasses by problem
+`type`; retries follow a `RetryPolicy` within a per-client `RetryBudget`.
+"""
+
+from lastseat.client._async import AsyncLastseatClient
+from lastseat.client._sync import LastseatClient
+from lastseat.client.errors import (
+    ConflictError,
+    ForbiddenError,
+    HoldExpiredError,
+    IdempotencyKeyMissingError,
+    IdempotencyKeyReusedError,
+    InsufficientFundsError,
+    InternalError,
+    InvalidStateError,
+    LastseatClientError,
+    MalformedRequestError,
+    NotFoundError,
+    OrderWaitTimeoutError,
+    OverloadedError,
+    PayloadTooLargeError,
+    PaymentDeclinedError,
+    ProblemError,
+    RequestInProgressError,
+    ResponseFormatError,
+    StoreUnavailableError,
+    TransportFailedError,
+    UnauthorizedError,
+    UnavailableError,
+    ValidationError,
+)
+from lastseat.client.models import PENDING_PAYMENT, ClientStatistics, Pool, Result, SeatBlock
+from lastseat.client.retry import (
+    DEFAULT_RETRY_POLICY,
+    NO_RETRY,
+    RetryBudget,
+    RetryBudgetStatistics,
+    RetryPolicy,
+)
+
+__all__ = [
+    "AsyncLastseatClient",
+    "ClientStatistics",
+    "ConflictError",
+    "DEFAULT_RETRY_POLICY",
+    "ForbiddenError",
+    "HoldExpiredError",
+    "IdempotencyKeyMissingError",
+    "IdempotencyKeyReusedError",
+    "InsufficientFundsError",
+    "InternalError",
+    "InvalidStateError",
+    "LastseatClient",
+    "LastseatClientError",
+    "MalformedRequestError",
+    "NO_RETRY",
+    "NotFoundError",
+    "OrderWaitTimeoutError",
+    "OverloadedError",
+    "PENDING_PAYMENT",
+    "PayloadTooLargeError",
+    "PaymentDeclinedError",
+    "Pool",
+    "ProblemError",
+    "RequestInProgressError",
+    "ResponseFormatError",
+    "Result",
+    "RetryBudget",
+    "RetryBudgetStatistics",
+    "RetryPolicy",
+    "SeatBlock",
+    "StoreUnavailableError",
+    "TransportFailedError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "ValidationError",
+]
