@@ -9,6 +9,7 @@ from pathlib import Path
 from lastseat.adapters.locks.redis_lock import RedisLockManager
 from lastseat.adapters.locks.redlock import RedlockManager
 from lastseat.adapters.locks.zookeeper_lock import ZooKeeperLockManager
+from lastseat.adapters.payments.wallet import WalletPaymentProvider
 from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
 from lastseat.adapters.sqlite.store import SqliteOptions, SqliteStore
 from lastseat.concurrency.registry import make_strategy
@@ -17,7 +18,9 @@ from lastseat.domain.clock import Clock
 from lastseat.domain.errors import ValidationError
 from lastseat.service.booking import BookingService
 from lastseat.service.catalog import CatalogService
+from lastseat.service.checkout import Checkout
 from lastseat.service.locking import LockManager
+from lastseat.service.payments import PaymentProvider
 from lastseat.service.ports import Pause, Store, no_pause
 from lastseat.service.wallets import WalletService
 
@@ -113,6 +116,66 @@ def open_locks(strategy: str, services: LockServices | None) -> LockManager | No
     return None
 
 
+PAYMENT_CHOICES = ("wallet", "external")
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettings:
+    """Who takes the money (env LASTSEAT_PAYMENTS = wallet | external; for external,
+    LASTSEAT_PROVIDER_URL, LASTSEAT_PROVIDER_API_KEY, LASTSEAT_PROVIDER_TIMEOUT_MS)."""
+
+    payments: str = "wallet"
+    provider_url: str | None = None
+    provider_api_key: str = ""
+    provider_timeout_ms: int = 2_000
+    provider_attempts: int = 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> PaymentSettings:
+        """The payment settings named by environment variables."""
+        timeout = environ.get("LASTSEAT_PROVIDER_TIMEOUT_MS", "2000")
+        if not timeout.isdigit() or not 1 <= int(timeout) <= 600_000:
+            raise ValidationError("LASTSEAT_PROVIDER_TIMEOUT_MS must be 1..600000")
+        return cls(
+            environ.get("LASTSEAT_PAYMENTS", "wallet") or "wallet",
+            environ.get("LASTSEAT_PROVIDER_URL") or None,
+            environ.get("LASTSEAT_PROVIDER_API_KEY", ""),
+            int(timeout),
+        ).validated()
+
+    def validated(self) -> PaymentSettings:
+        """These settings, or ValidationError naming what is wrong."""
+        if self.payments not in PAYMENT_CHOICES:
+            raise ValidationError(f"payments must be one of {', '.join(PAYMENT_CHOICES)}")
+        if self.payments == "external" and not self.provider_url:
+            raise ValidationError("external payments need a provider URL (LASTSEAT_PROVIDER_URL)")
+        return self
+
+    def as_env(self) -> dict[str, str]:
+        """The environment variables that carry these settings (for server processes)."""
+        return {
+            "LASTSEAT_PAYMENTS": self.payments,
+            "LASTSEAT_PROVIDER_URL": self.provider_url or "",
+            "LASTSEAT_PROVIDER_API_KEY": self.provider_api_key,
+            "LASTSEAT_PROVIDER_TIMEOUT_MS": str(self.provider_timeout_ms),
+        }
+
+
+def open_provider(store: Store, settings: PaymentSettings | None) -> PaymentProvider:
+    """The payment provider the settings name: the wallet ledger unless told otherwise."""
+    settings = (settings or PaymentSettings()).validated()
+    if settings.payments == "external" and settings.provider_url:
+        from lastseat.adapters.payments.http import HttpPaymentProvider  # noqa: PLC0415
+
+        return HttpPaymentProvider(
+            settings.provider_url,
+            settings.provider_api_key,
+            timeout_s=settings.provider_timeout_ms / 1000,
+            attempts=settings.provider_attempts,
+        )
+    return WalletPaymentProvider(store)
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Everything an entry point needs, wired to one store."""
@@ -121,6 +184,11 @@ class Services:
     booking: BookingService
     wallets: WalletService
     catalog: CatalogService
+    checkout: Checkout
+
+    def close(self) -> None:
+        """Release what the services opened besides the store (the provider's connections)."""
+        self.checkout.provider.close()
 
 
 def build(
@@ -132,8 +200,9 @@ def build(
     retry: RetryPolicy | None = None,
     clock: Clock | None = None,
     locks: LockServices | None = None,
+    payments: PaymentSettings | None = None,
 ) -> Services:
-    """Services over `store`, selling with the named strategy."""
+    """Services over `store`, selling with the named strategy, paid as `payments` says."""
     chosen = make_strategy(
         strategy,
         allow_unsafe=allow_unsafe,
@@ -141,6 +210,6 @@ def build(
         retry=retry,
         locks=open_locks(strategy, locks),
     )
-    return Services(
-        store, BookingService(store, chosen, clock), WalletService(store), CatalogService(store)
-    )
+    booking = BookingService(store, chosen, clock)
+    checkout = Checkout(booking, open_provider(store, payments))
+    return Services(store, booking, WalletService(store), CatalogService(store), checkout)

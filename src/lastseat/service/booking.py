@@ -40,6 +40,7 @@ from lastseat.domain.ledger import (
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket, new_id, new_ticket_code
+from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import Availability, ClaimStrategy, InventoryTx, Stage, Store
 
 T = TypeVar("T")
@@ -68,18 +69,37 @@ class BookingService:
         self.clock = clock or SystemClock()
         self.hold_ttl = hold_ttl
 
-    def quick_buy(self, buyer_id: str, claim: ClaimRequest) -> Purchase:
-        """Claim, charge the wallet and confirm in one transaction (the "Buy" button)."""
+    def quick_buy(
+        self, buyer_id: str, claim: ClaimRequest, fence: RequestFence | None = None
+    ) -> Purchase:
+        """Claim, charge the wallet and confirm in one transaction (the "Buy" button).
+
+        Under a request fence the ids are derived from it: a retry that took the request over
+        returns what an earlier attempt committed instead of buying again.
+        """
         check_id("buyer id", buyer_id)
         now = self.clock.now()
-        hold_id = new_id("hld")
+        hold_id, order_id = ids_for(fence)
+        if fence is not None and (done := self.existing_purchase(buyer_id, order_id)):
+            return done
 
         def finish(tx: InventoryTx, claimed: Claim) -> Purchase:
+            if fence is not None:
+                tx.check_request_fence(fence)
             hold = Hold(hold_id, buyer_id, claimed, HoldStatus.CONVERTED, now, now)
             tx.insert_hold(hold)
-            return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(claimed), now))
+            order = now_order(hold, tx.price_of(claimed), now, order_id)
+            return _charge_and_confirm(tx, hold, order)
 
-        return self._claim(claim, Stage.SOLD, hold_id, now, finish)
+        return self.claim_with(claim, Stage.SOLD, hold_id, now, finish)
+
+    def existing_purchase(self, buyer_id: str, order_id: str) -> Purchase | None:
+        """The buyer's order `order_id` with its tickets, if it exists."""
+        with self.store.read() as tx:
+            order = tx.get_order(order_id)
+            if order is None or order.buyer_id != buyer_id:
+                return None
+            return Purchase(order, tuple(tx.tickets_of(order_id)))
 
     def place_hold(self, buyer_id: str, claim: ClaimRequest, ttl: timedelta | None = None) -> Hold:
         """Claim inventory for a while; it lapses at `expires_at` unless paid."""
@@ -92,9 +112,9 @@ class BookingService:
             hold = Hold(hold_id, buyer_id, claimed, HoldStatus.ACTIVE, now, expires_at)
             return replace(hold, fence=tx.insert_hold(hold))
 
-        return self._claim(claim, Stage.HELD, hold_id, now, finish)
+        return self.claim_with(claim, Stage.HELD, hold_id, now, finish)
 
-    def _claim(
+    def claim_with(
         self,
         claim: ClaimRequest,
         stage: Stage,
@@ -109,31 +129,42 @@ class BookingService:
             self.store, claim, stage, hold_id, now, lambda tx: finish(tx, claim)
         )
 
-    def pay_hold(self, buyer_id: str, hold_id: str) -> Purchase:
+    def pay_hold(self, buyer_id: str, hold_id: str, fence: RequestFence | None = None) -> Purchase:
         """Pay for a hold; a lapsed hold is re-claimed if its inventory is still free."""
         now = self.clock.now()
+        order_id = ids_for(fence)[1]
+        if fence is not None and (done := self.existing_purchase(buyer_id, order_id)):
+            return done
         with self.store.write() as tx:
+            if fence is not None:
+                tx.check_request_fence(fence)
             hold = self._own_hold(tx, buyer_id, hold_id)
             if hold.status is HoldStatus.ACTIVE and not hold.is_lapsed(now):
                 if not tx.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.CONVERTED):
                     raise HoldExpiredError(f"hold {hold_id} expired while being paid")
                 tx.sell_held(hold)
-                return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(hold.claim), now))
+                order = now_order(hold, tx.price_of(hold.claim), now, order_id)
+                return _charge_and_confirm(tx, hold, order)
             if hold.status is HoldStatus.ACTIVE:
                 tx.expire_hold(hold_id)  # lapsed: expire it (committed), then try to re-claim
             elif hold.status is not HoldStatus.EXPIRED:
                 raise InvalidTransitionError(f"hold {hold_id} is {hold.status}; it cannot be paid")
-        return self._reclaim(hold, now)
+        return self._reclaim(hold, now, order_id, fence)
 
-    def _reclaim(self, hold: Hold, now: datetime) -> Purchase:
+    def _reclaim(
+        self, hold: Hold, now: datetime, order_id: str, fence: RequestFence | None
+    ) -> Purchase:
         """Pay an expired hold by claiming its inventory again under the same hold id."""
 
         def finish(tx: InventoryTx) -> Purchase:
+            if fence is not None:
+                tx.check_request_fence(fence)
             # The status change elects one payer: paying the same expired hold twice (even at
             # the same moment) charges once.
             if not tx.move_hold(hold.hold_id, HoldStatus.EXPIRED, HoldStatus.CONVERTED):
                 raise InvalidTransitionError(f"hold {hold.hold_id} has been paid already")
-            return _charge_and_confirm(tx, hold, now_order(hold, tx.price_of(hold.claim), now))
+            order = now_order(hold, tx.price_of(hold.claim), now, order_id)
+            return _charge_and_confirm(tx, hold, order)
 
         try:
             return self.strategy.claim(
@@ -151,6 +182,8 @@ class BookingService:
             if hold.is_lapsed(self.clock.now()):
                 tx.expire_hold(hold_id)
                 return hold.to(HoldStatus.EXPIRED)
+            if tx.order_of_hold(hold_id) is not None:
+                raise InvalidTransitionError(f"hold {hold_id} has an order being paid")
             released = hold.to(HoldStatus.RELEASED)
             if not tx.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.RELEASED):
                 raise InvalidTransitionError(f"hold {hold_id} is no longer active")
@@ -227,10 +260,17 @@ class BookingService:
         return hold
 
 
-def now_order(hold: Hold, price: Money, now: datetime) -> Order:
+def ids_for(fence: RequestFence | None) -> tuple[str, str]:
+    """The hold and order ids a request creates: derived from its fence, else fresh."""
+    if fence is None:
+        return new_id("hld"), new_id("ord")
+    return fence.derived_id("hld"), fence.derived_id("ord")
+
+
+def now_order(hold: Hold, price: Money, now: datetime, order_id: str | None = None) -> Order:
     """A new pending order for everything a hold claims."""
     return Order(
-        new_id("ord"),
+        order_id or new_id("ord"),
         hold.buyer_id,
         hold.claim.event_id,
         hold.hold_id,
@@ -264,12 +304,12 @@ def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
     )
     confirmed = order.to(OrderStatus.CONFIRMED)
     tx.insert_order(confirmed)
-    tickets = tuple(_tickets_for(confirmed, hold.claim))
+    tickets = tuple(tickets_for(confirmed, hold.claim))
     tx.insert_tickets(tickets)
     return Purchase(confirmed, tickets)
 
 
-def _tickets_for(order: Order, claim: Claim) -> list[Ticket]:
+def tickets_for(order: Order, claim: Claim) -> list[Ticket]:
     if isinstance(claim, SeatClaim):
         return [
             Ticket(new_id("tkt"), order.order_id, order.event_id, seat_id, None, new_ticket_code())

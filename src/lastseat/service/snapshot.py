@@ -83,6 +83,17 @@ class EntryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentRow:
+    order_id: str
+    payment_key: str
+    status: str  # pending | captured | declined | refund_pending | refunded
+    amount_minor: int
+    currency: str
+    payment_id: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every row the invariants speak about, read in one consistent transaction."""
 
@@ -94,3 +105,4 @@ class Snapshot:
     accounts: tuple[AccountRow, ...] = field(default=())
     transfers: tuple[TransferRow, ...] = field(default=())
     entries: tuple[EntryRow, ...] = field(default=())
+    payments: tuple[PaymentRow, ...] = field(default=())

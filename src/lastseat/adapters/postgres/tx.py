@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from lastseat.adapters.payment_records import PaymentRecords
 from lastseat.adapters.postgres import money, records, sections
 from lastseat.adapters.postgres.errors import translated
 from lastseat.adapters.postgres.idempotency import PostgresIdempotencyRecords
@@ -72,8 +73,10 @@ _SEAT_STATUS = (
 LOCK_WAIT_THRESHOLD_NS = 1_000_000
 
 
-class PostgresTx(PostgresIdempotencyRecords):
+class PostgresTx(PostgresIdempotencyRecords, PaymentRecords):
     """An open transaction on one pooled connection; the store commits or rolls it back."""
+
+    _MARK = "%s"
 
     def __init__(self, conn: Conn, stats: StrategyStatistics | None = None) -> None:
         self._conn = conn

@@ -10,6 +10,7 @@ from lastseat.service.snapshot import (
     EntryRow,
     HoldRow,
     OrderRow,
+    PaymentRow,
     PoolRow,
     SeatRow,
     Snapshot,
@@ -64,5 +65,12 @@ def read_snapshot(conn: sqlite3.Connection) -> Snapshot:
         entries=tuple(
             EntryRow(*r)
             for r in q("SELECT transfer_id, account_id, amount_minor FROM ledger_entries")
+        ),
+        payments=tuple(
+            PaymentRow(*r)
+            for r in q(
+                "SELECT order_id, payment_key, status, amount_minor, currency, payment_id,"
+                " attempts FROM payments"
+            )
         ),
     )
