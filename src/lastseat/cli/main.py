@@ -10,6 +10,7 @@ from lastseat import __version__
 from lastseat.cli.admin import availability, buy, event, sweep, wallet
 from lastseat.cli.bench import bench
 from lastseat.cli.errors import EXIT_USAGE, exit_code_for, fail
+from lastseat.cli.payments import payments
 from lastseat.cli.race import check_command, race
 from lastseat.cli.serve import serve
 from lastseat.domain.errors import LastseatError
@@ -23,7 +24,18 @@ def cli() -> None:
     """lastseat: sell the last seat exactly once, and prove it."""
 
 
-for command in (race, check_command, bench, event, wallet, availability, buy, sweep, serve):
+for command in (
+    race,
+    check_command,
+    bench,
+    event,
+    wallet,
+    availability,
+    buy,
+    sweep,
+    serve,
+    payments,
+):
     cli.add_command(command)
 
 
