@@ -49,6 +49,8 @@ class RetryPolicy:
         return backoff if retry_after_s is None else max(backoff, retry_after_s)
 
 
+# Sums of fractional deposits (5 x 0.2) land just below 1.0 in binary floating point.
+_EPSILON = 1e-9
 NO_RETRY = RetryPolicy(max_attempts=1)
 DEFAULT_RETRY_POLICY = RetryPolicy()
 
@@ -97,11 +99,11 @@ class RetryBudget:
             elapsed = max(0.0, now - self._refilled_at)
             self._refilled_at = now
             self._reserve = min(self._rate, self._reserve + elapsed * self._rate)
-            if self._balance >= 1.0:
-                self._balance -= 1.0
+            if self._balance >= 1.0 - _EPSILON:
+                self._balance = max(0.0, self._balance - 1.0)
                 return True
-            if self._reserve >= 1.0:
-                self._reserve -= 1.0
+            if self._reserve >= 1.0 - _EPSILON:
+                self._reserve = max(0.0, self._reserve - 1.0)
                 return True
             self._refused += 1
             return False
