@@ -116,6 +116,7 @@ class _Handlers:
 
     async def enter_faulted(self) -> None:
         """The faults a mutating request meets before it is handled: outage, then latency."""
+        self.faults.count("requests")
         outage = self.faults.outage()
         if outage is not None and outage[0] is OutageMode.HTTP_503:
             self.faults.count("outage_503")

@@ -23,7 +23,7 @@ from typing import Any
 DECLINE_CODES = ("card_declined", "insufficient_funds", "do_not_honor", "expired_card")
 DEFAULT_HANG_MS = 30_000
 COUNTER_NAMES = (
-    "faultable_requests",
+    "requests",
     "delayed",
     "slow",
     "declined",
@@ -125,7 +125,6 @@ class Faults:
         """
         config = self.config
         with self._lock:
-            self._counters["faultable_requests"] += 1
             delay_ms = 0.0
             if config.latency_ms > 0:
                 delay_ms = config.latency_ms * math.exp(

@@ -8,7 +8,7 @@ from lastseat.provider.faults import FaultConfig, OutageMode
 
 API_KEY_ENV = "LASTSEAT_PROVIDER_API_KEY"
 MAX_BODY_BYTES = 16 * 1024
-GRACEFUL_SHUTDOWN_S = 2
+GRACEFUL_SHUTDOWN_S = 1  # answers held back by a fault are not worth waiting for
 
 
 @dataclass(frozen=True, slots=True)
