@@ -102,14 +102,36 @@ def bearer(token: str) -> dict[str, str]:
 
 
 ADMIN = bearer(ADMIN_KEY)
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def idempotency_key() -> dict[str, str]:
+    """A fresh Idempotency-Key header."""
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def _add_idempotency_key(request: httpx.Request) -> None:
+    """Give every mutating request a fresh key unless the test chose its own."""
+    if request.method in MUTATING and "idempotency-key" not in request.headers:
+        request.headers["Idempotency-Key"] = str(uuid.uuid4())
+
+
+def keyed_client(url: str, timeout: float = 30.0) -> httpx.Client:
+    """An httpx client that sends a fresh Idempotency-Key with each mutating request."""
+    return httpx.Client(
+        base_url=url, timeout=timeout, event_hooks={"request": [_add_idempotency_key]}
+    )
 
 
 class Api:
-    """An httpx client for one server, with shortcuts for the set-up steps."""
+    """An httpx client for one server, with shortcuts for the set-up steps.
+
+    Mutating requests get a fresh Idempotency-Key each, unless the test passes its own.
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.http = httpx.Client(base_url=server.url, timeout=30.0)
+        self.http = keyed_client(server.url)
 
     def close(self) -> None:
         self.http.close()

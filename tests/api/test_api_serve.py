@@ -11,7 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import ADMIN, Api, Server, bearer, seat, server_env, serving
+from api_helpers import (
+    ADMIN,
+    Api,
+    Server,
+    bearer,
+    idempotency_key,
+    seat,
+    server_env,
+    serving,
+)
 
 LASTSEAT = [sys.executable, "-m", "lastseat"]
 
@@ -49,7 +58,7 @@ def test_two_workers_serve_one_database_and_every_scrape_counts_all_of_them(
         # A fresh connection each time, sent concurrently, so both workers take requests.
         return httpx.post(
             f"{two_workers.url}/purchases",
-            headers=headers,
+            headers={**headers, **idempotency_key()},
             json={"event_id": event_id, "pool": "standing"},
         ).status_code
 
@@ -57,14 +66,14 @@ def test_two_workers_serve_one_database_and_every_scrape_counts_all_of_them(
         assert list(pool.map(buy_one, range(12))) == [201] * 12
     taken = httpx.post(
         f"{two_workers.url}/purchases",
-        headers=headers,
+        headers={**headers, **idempotency_key()},
         json={"event_id": event_id, "seat_ids": [seat(event_id)]},
     )
     assert taken.status_code == 201
     for _ in range(3):
         refused = httpx.post(
             f"{two_workers.url}/purchases",
-            headers=headers,
+            headers={**headers, **idempotency_key()},
             json={"event_id": event_id, "seat_ids": [seat(event_id)]},
         )
         assert refused.status_code == 409
@@ -165,7 +174,7 @@ def test_serve_dev_makes_up_secrets_prints_them_once_and_they_work(tmp_path: Pat
         assert re.search(r"dev token secret: \S+", log)
         created = httpx.post(
             f"{server.url}/buyers",
-            headers=bearer(key[1]),
+            headers={**bearer(key[1]), **idempotency_key()},
             json={"buyer_id": "dev-buyer", "currency": "EUR"},
         )
         assert created.status_code == 201

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from lastseat import __version__
 from lastseat.api.body import BodyLimitMiddleware
 from lastseat.api.cache import AvailabilityCache
+from lastseat.api.idempotency import install_idempotency
 from lastseat.api.metrics import Metrics, RequestMetricsMiddleware
 from lastseat.api.problems import install_problem_handlers
 from lastseat.api.routes import buyers, events, holds, orders, system
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.cache = AvailabilityCache(settings.cache_ttl_ms)
     app.state.services = None
     install_problem_handlers(app)
+    install_idempotency(app, settings)  # inside the body limit: it reads whole bodies
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     for module in (system, events, buyers, holds, orders):

@@ -20,10 +20,13 @@ from starlette.exceptions import HTTPException
 from lastseat.domain.errors import (
     ConflictError,
     HoldExpiredError,
+    IdempotencyKeyMissingError,
+    IdempotencyKeyReusedError,
     InsufficientFundsError,
     InvalidTransitionError,
     LastseatError,
     NotFoundError,
+    RequestInProgressError,
     StoreBusyError,
     StoreError,
     UnavailableError,
@@ -35,6 +38,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://lastseat.dev/problems/"
 RETRY_AFTER_S = 1
 _MAX_DETAIL = 1000
+_RETRY_LATER = frozenset({"overloaded", "request-in-progress"})
 logger = logging.getLogger("lastseat.api")
 
 
@@ -56,6 +60,12 @@ class ProblemType:
 # The one mapping table. For a status without an error, the first row with that status wins.
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType("malformed-request", 400, "Malformed request"),
+    ProblemType(
+        "idempotency-key-missing",
+        400,
+        "Idempotency-Key header missing or malformed",
+        (IdempotencyKeyMissingError,),
+    ),
     ProblemType("unauthorized", 401, "Missing or invalid credentials"),
     ProblemType("insufficient-funds", 402, "Insufficient funds", (InsufficientFundsError,)),
     ProblemType("forbidden", 403, "Not allowed for these credentials"),
@@ -66,10 +76,22 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType(
         "invalid-state", 409, "Not allowed in the current state", (InvalidTransitionError,)
     ),
+    ProblemType(
+        "request-in-progress",
+        409,
+        "A request with this Idempotency-Key is still running",
+        (RequestInProgressError,),
+    ),
     ProblemType("hold-expired", 410, "Hold expired", (HoldExpiredError,)),
     ProblemType("payload-too-large", 413, "Request body too large"),
     ProblemType("unsupported-media-type", 415, "Request body must be application/json"),
     ProblemType("validation", 422, "Invalid request", (ValidationError,)),
+    ProblemType(
+        "idempotency-key-reused",
+        422,
+        "Idempotency-Key reused for a different request",
+        (IdempotencyKeyReusedError,),
+    ),
     ProblemType("unsafe-strategy", 422, "Unsafe strategy refused", (UnsafeStrategyError,)),
     ProblemType("internal", 500, "Internal error"),
     ProblemType("overloaded", 503, "Overloaded, retry later", (StoreBusyError,)),
@@ -112,8 +134,8 @@ def problem_response(
         "detail": " ".join(detail.split())[:_MAX_DETAIL] or problem.title,
     }
     extra = dict(headers or {})
-    if problem.slug == "overloaded":
-        extra["Retry-After"] = str(RETRY_AFTER_S)
+    if problem.slug in _RETRY_LATER:
+        extra.setdefault("Retry-After", str(RETRY_AFTER_S))
     return JSONResponse(body, problem.status, extra or None, media_type=PROBLEM_MEDIA_TYPE)
 
 

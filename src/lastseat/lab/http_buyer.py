@@ -7,6 +7,7 @@ raised as `UnknownOutcomeError` (recorded as `info`).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -56,7 +57,10 @@ class HttpBuyer:
     def buy(self, index: int, buyer_id: str, claim: Claim) -> tuple[str, tuple[str, ...]]:
         """Buy on server `index mod N`; return (order id, ticket codes)."""
         url = self.urls[index % len(self.urls)]
-        headers = {"Authorization": f"Bearer {issue_token(self.token_secret, buyer_id)}"}
+        headers = {
+            "Authorization": f"Bearer {issue_token(self.token_secret, buyer_id)}",
+            "Idempotency-Key": str(uuid.uuid4()),  # one logical purchase, one key
+        }
         try:
             answer = self._client.post(f"{url}/purchases", json=_body(claim), headers=headers)
         except httpx.TransportError as exc:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from lastseat.api.auth import BuyerId, require_admin
 from lastseat.api.body import require_json
 from lastseat.api.deps import ServicesDep, SettingsDep
+from lastseat.api.idempotency import Fence
 from lastseat.api.problems import problem_responses
 from lastseat.api.schemas import BuyerIn, BuyerOut, IdPath, TopUpIn, WalletOut
 from lastseat.domain.money import Money
@@ -38,10 +39,10 @@ def create_buyer(body: BuyerIn, services: ServicesDep, settings: SettingsDep) ->
     dependencies=_ADMIN,
     responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
 )
-def top_up(buyer_id: IdPath, body: TopUpIn, services: ServicesDep) -> WalletOut:
-    """Bring money into a buyer's wallet, in the wallet's currency."""
+def top_up(buyer_id: IdPath, body: TopUpIn, services: ServicesDep, fence: Fence) -> WalletOut:
+    """Bring money into a buyer's wallet, in the wallet's currency (once per Idempotency-Key)."""
     currency = services.wallets.balance(buyer_id).currency
-    balance = services.wallets.top_up(buyer_id, Money(body.amount_minor, currency))
+    balance = services.wallets.top_up(buyer_id, Money(body.amount_minor, currency), fence)
     return WalletOut(
         buyer_id=buyer_id, balance_minor=balance.amount_minor, currency=balance.currency
     )
