@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from client_fakes import ADMIN_KEY, TOKEN, Harness, Script, ok, order_body, problem
+from client_fakes import ADMIN_KEY, BASE_URL, TOKEN, Harness, Script, ok, order_body, problem
 
 from lastseat.client import (
     ConflictError,
@@ -14,6 +16,7 @@ from lastseat.client import (
     IdempotencyKeyReusedError,
     InsufficientFundsError,
     InternalError,
+    LastseatClient,
     NotFoundError,
     OrderWaitTimeoutError,
     OverloadedError,
@@ -300,3 +303,37 @@ def test_a_claim_must_name_exactly_one_kind(kind: str) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         h.call("purchase", "ev-1", seat_ids=[SEAT], pool="standing")
     assert h.script.requests == []
+
+
+def test_threads_sharing_one_client_and_its_copies_count_every_call_and_retry() -> None:
+    lock = threading.Lock()
+    seen: dict[str, int] = {}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        key = request.headers["Idempotency-Key"]
+        with lock:
+            seen[key] = seen.get(key, 0) + 1
+            first = seen[key] == 1
+        return problem(503, "overloaded") if first else ok()
+
+    client = LastseatClient(
+        BASE_URL,
+        token=TOKEN,
+        transport=httpx.MockTransport(flaky),
+        budget=RetryBudget(min_retries_per_s=1e6),
+        sleep=lambda _: None,
+    )
+    barrier = threading.Barrier(8)
+
+    def buyer(n: int) -> list[int]:
+        mine = client.with_token(f"token-{n}")
+        barrier.wait()
+        return [mine.purchase("ev-1", seat_ids=[SEAT]).attempts for _ in range(25)]
+
+    with ThreadPoolExecutor(8) as pool:
+        attempts = [a for run in pool.map(buyer, range(8)) for a in run]
+
+    stats = client.statistics()
+    assert attempts == [2] * 200
+    assert (stats.calls, stats.requests, stats.retries) == (200, 400, 200)
+    assert len(seen) == 200

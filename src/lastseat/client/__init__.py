@@ -2,7 +2,18 @@
 
 Standalone: it imports nothing else from lastseat, only httpx. Every mutating call sends one
 Idempotency-Key, reused on all its retries; errors are `ProblemError` subclasses by problem
-`type`; retries follow a `RetryPolicy` within a per-client `RetryBudget`.
+`type`; retries follow a `RetryPolicy` within a per-client `RetryBudget`::
+
+    with LastseatClient("http://127.0.0.1:8000", admin_key=key) as admin:
+        token = admin.create_buyer("alice", "EUR").body["token"]
+        admin.top_up("alice", 5_000)
+        alice = admin.with_token(token)
+        try:
+            bought = alice.purchase("ev-1", seat_ids=["ev-1/A/0001/0001"])
+        except UnavailableError:
+            ...  # someone else has it; never retried
+        if bought.pending:  # 202: the payment outcome is not known yet
+            bought = alice.wait_for_order(bought.order_id or "", timeout_s=30)
 """
 
 from lastseat.client._async import AsyncLastseatClient
