@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import click
 
@@ -15,6 +16,7 @@ from lastseat.domain.errors import ValidationError
 from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
 from lastseat.domain.inventory import SeatBlock, build_event, check_id
 from lastseat.domain.money import Money
+from lastseat.service.idempotency import DEFAULT_RETENTION, IdempotencyService
 
 _BLOCK = re.compile(r"^(?P<section>[^:]+):(?P<rows>\d+)x(?P<per_row>\d+)@(?P<price>\d+)$")
 _POOL = re.compile(r"^(?P<name>[^:]+):(?P<capacity>\d+)@(?P<price>\d+)$")
@@ -233,8 +235,19 @@ def buy(
 
 @click.command()
 @click.option("--limit", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option(
+    "--idempotency-retention-s",
+    type=click.IntRange(60),
+    default=int(DEFAULT_RETENTION.total_seconds()),
+    show_default=True,
+    help="Reap Idempotency-Key records older than this.",
+)
 @_db_option
-def sweep(limit: int, db: str) -> None:
-    """Expire lapsed holds (safe to run from many processes at once)."""
+def sweep(limit: int, idempotency_retention_s: int, db: str) -> None:
+    """Expire lapsed holds and reap old Idempotency-Keys (safe from many processes at once)."""
     with _services(db) as services:
         click.echo(f"expired {services.booking.expire_lapsed_holds(limit)} holds")
+        keys = IdempotencyService(
+            services.store, retention=timedelta(seconds=idempotency_retention_s)
+        )
+        click.echo(f"reaped {keys.reap(limit)} idempotency keys")
