@@ -101,14 +101,27 @@ class BookingService:
                 return None
             return Purchase(order, tuple(tx.tickets_of(order_id)))
 
-    def place_hold(self, buyer_id: str, claim: ClaimRequest, ttl: timedelta | None = None) -> Hold:
+    def place_hold(
+        self,
+        buyer_id: str,
+        claim: ClaimRequest,
+        ttl: timedelta | None = None,
+        fence: RequestFence | None = None,
+    ) -> Hold:
         """Claim inventory for a while; it lapses at `expires_at` unless paid."""
         check_id("buyer id", buyer_id)
         now = self.clock.now()
         expires_at = expiry_for(now, ttl or self.hold_ttl)
-        hold_id = new_id("hld")
+        hold_id = ids_for(fence)[0]
+        if fence is not None:
+            with self.store.read() as tx:
+                earlier = tx.get_hold(hold_id)
+            if earlier is not None and earlier.buyer_id == buyer_id:
+                return earlier  # an earlier attempt of this request placed it
 
         def finish(tx: InventoryTx, claimed: Claim) -> Hold:
+            if fence is not None:
+                tx.check_request_fence(fence)
             hold = Hold(hold_id, buyer_id, claimed, HoldStatus.ACTIVE, now, expires_at)
             return replace(hold, fence=tx.insert_hold(hold))
 
