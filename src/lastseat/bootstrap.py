@@ -9,6 +9,7 @@ from pathlib import Path
 from lastseat.adapters.locks.redis_lock import RedisLockManager
 from lastseat.adapters.locks.redlock import RedlockManager
 from lastseat.adapters.locks.zookeeper_lock import ZooKeeperLockManager
+from lastseat.adapters.payments.http import HttpPaymentProvider
 from lastseat.adapters.payments.wallet import WalletPaymentProvider
 from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
 from lastseat.adapters.sqlite.store import SqliteOptions, SqliteStore
@@ -165,8 +166,6 @@ def open_provider(store: Store, settings: PaymentSettings | None) -> PaymentProv
     """The payment provider the settings name: the wallet ledger unless told otherwise."""
     settings = (settings or PaymentSettings()).validated()
     if settings.payments == "external" and settings.provider_url:
-        from lastseat.adapters.payments.http import HttpPaymentProvider  # noqa: PLC0415
-
         return HttpPaymentProvider(
             settings.provider_url,
             settings.provider_api_key,

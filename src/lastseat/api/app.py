@@ -19,10 +19,11 @@ from lastseat.api.cache import AvailabilityCache
 from lastseat.api.idempotency import install_idempotency
 from lastseat.api.metrics import Metrics, RequestMetricsMiddleware
 from lastseat.api.problems import install_problem_handlers
+from lastseat.api.reconciler import background_reconciler
 from lastseat.api.routes import buyers, events, holds, orders, system
 from lastseat.api.schemas import Problem
 from lastseat.api.settings import Settings
-from lastseat.bootstrap import build, open_store
+from lastseat.bootstrap import Services, build, open_store
 
 # Connections per server process, opened at start-up; FastAPI's threadpool runs 40 requests.
 SERVER_POOL_SIZE = 16
@@ -37,17 +38,23 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.db, create=True, pool_size=SERVER_POOL_SIZE)
+        services: Services | None = None
         try:
-            app.state.services = build(
+            services = build(
                 store,
                 settings.strategy,
                 allow_unsafe=settings.allow_unsafe,
                 pause=settings.pause(),
                 locks=settings.locks,
+                payments=settings.payments,
             )
-            yield
+            app.state.services = services
+            with background_reconciler(services.checkout, settings.reconcile_interval_ms):
+                yield
         finally:
             app.state.services = None
+            if services is not None:
+                services.close()
             store.close()
 
     return lifespan

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lastseat.bootstrap import DEFAULT_DB, LockServices
+from lastseat.bootstrap import DEFAULT_DB, LockServices, PaymentSettings
 from lastseat.concurrency.registry import LOCK_SERVICE_NAMES, make_strategy
 from lastseat.domain.errors import ValidationError
 from lastseat.service.auth import MIN_SECRET_BYTES
@@ -29,6 +29,9 @@ DEFAULT_IDEMPOTENCY_LEASE_MS = 30_000
 MIN_IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_LEASE_MS = 100, 3_600_000
 DEFAULT_IDEMPOTENCY_RETENTION_S = 24 * 3600
 MIN_IDEMPOTENCY_RETENTION_S = 60
+RECONCILE_INTERVAL_ENV = "LASTSEAT_RECONCILE_INTERVAL_MS"
+DEFAULT_RECONCILE_INTERVAL_MS = 2_000
+MAX_RECONCILE_INTERVAL_MS = 3_600_000
 DEFAULT_CACHE_TTL_MS = 500
 MAX_CACHE_TTL_MS = 60_000
 _TRUE = ("1", "true", "yes", "on")
@@ -50,6 +53,9 @@ class Settings:
     # over (renewed while it runs), and how long finished keys are kept for replay.
     idempotency_lease_ms: int = DEFAULT_IDEMPOTENCY_LEASE_MS
     idempotency_retention_s: int = DEFAULT_IDEMPOTENCY_RETENTION_S
+    payments: PaymentSettings = field(default_factory=PaymentSettings)
+    # How often this server's reconciler drives unknown external payments (0: never).
+    reconcile_interval_ms: int = DEFAULT_RECONCILE_INTERVAL_MS
 
     def validate(self) -> Settings:
         """This object, if every value is usable; else ValidationError (or UnsafeStrategyError)."""
@@ -70,6 +76,11 @@ class Settings:
             raise ValidationError(
                 f"{IDEMPOTENCY_RETENTION_ENV} must be at least {MIN_IDEMPOTENCY_RETENTION_S}"
             )
+        if not 0 <= self.reconcile_interval_ms <= MAX_RECONCILE_INTERVAL_MS:
+            raise ValidationError(
+                f"{RECONCILE_INTERVAL_ENV} must be 0..{MAX_RECONCILE_INTERVAL_MS}"
+            )
+        self.payments.validated()
         if self.strategy not in LOCK_SERVICE_NAMES:  # those are checked when they connect
             make_strategy(self.strategy, allow_unsafe=self.allow_unsafe)
         return self
@@ -99,6 +110,10 @@ class Settings:
             idempotency_retention_s=_whole(
                 environ, IDEMPOTENCY_RETENTION_ENV, DEFAULT_IDEMPOTENCY_RETENTION_S
             ),
+            payments=PaymentSettings.from_env(environ),
+            reconcile_interval_ms=_whole(
+                environ, RECONCILE_INTERVAL_ENV, DEFAULT_RECONCILE_INTERVAL_MS
+            ),
         ).validate()
 
     def pause(self) -> Pause:
@@ -124,7 +139,9 @@ class Settings:
             PAYMENT_DELAY_ENV: f"{self.payment_delay_ms:g}",
             IDEMPOTENCY_LEASE_ENV: str(self.idempotency_lease_ms),
             IDEMPOTENCY_RETENTION_ENV: str(self.idempotency_retention_s),
+            RECONCILE_INTERVAL_ENV: str(self.reconcile_interval_ms),
             **self.locks.as_env(),
+            **self.payments.as_env(),
         }
 
 

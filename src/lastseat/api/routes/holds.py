@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Response
 from lastseat.api.auth import BuyerId
 from lastseat.api.body import require_json
 from lastseat.api.deps import CacheDep, MetricsDep, ServicesDep
-from lastseat.api.present import claim_of, hold_out, purchase_out
+from lastseat.api.idempotency import Fence
+from lastseat.api.present import claim_of, hold_out
 from lastseat.api.problems import problem_responses
-from lastseat.api.routes.orders import CREATED_ORDER
+from lastseat.api.routes.orders import CREATED_ORDER, answer_purchase
 from lastseat.api.schemas import HoldIn, HoldOut, IdPath, PurchaseOut
 
 router = APIRouter(tags=["holds"])
@@ -23,12 +24,14 @@ router = APIRouter(tags=["holds"])
     dependencies=[Depends(require_json)],
     responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
 )
-def place_hold(body: HoldIn, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep) -> HoldOut:
+def place_hold(
+    body: HoldIn, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep, fence: Fence
+) -> HoldOut:
     """Claim seats or pool units for `ttl_s` seconds (default 10 minutes)."""
     claim = claim_of(body)
     ttl = timedelta(seconds=body.ttl_s) if body.ttl_s is not None else None
     try:
-        hold = services.booking.place_hold(buyer_id, claim, ttl)
+        hold = services.booking.place_hold(buyer_id, claim, ttl, fence)
     finally:
         cache.forget(body.event_id)
     return hold_out(hold, services.booking.clock.now())
@@ -62,10 +65,10 @@ def pay_hold(
     services: ServicesDep,
     cache: CacheDep,
     metrics: MetricsDep,
+    fence: Fence,
 ) -> PurchaseOut:
-    """Pay for a hold from the wallet; a lapsed hold is re-claimed if still free, else 410."""
-    purchase = services.booking.pay_hold(buyer_id, hold_id)
-    metrics.purchased()
+    """Pay for a hold; a lapsed hold is re-claimed if still free, else 410. 202 while the
+    payment's outcome is not known yet (poll the order at `Location`)."""
+    purchase = services.checkout.pay_hold(buyer_id, hold_id, fence)
     cache.forget(purchase.order.event_id)
-    response.headers["Location"] = f"/orders/{purchase.order.order_id}"
-    return purchase_out(purchase)
+    return answer_purchase(purchase, response, metrics)

@@ -9,17 +9,35 @@ from fastapi import APIRouter, Depends, Response
 from lastseat.api.auth import BuyerId
 from lastseat.api.body import require_json
 from lastseat.api.deps import CacheDep, MetricsDep, ServicesDep
+from lastseat.api.idempotency import Fence
+from lastseat.api.metrics import Metrics
 from lastseat.api.present import claim_of, purchase_out, ticket_out
 from lastseat.api.problems import problem_responses
 from lastseat.api.schemas import ClaimIn, IdPath, OrdersOut, PurchaseOut, TicketsOut
+from lastseat.domain.orders import OrderStatus
+from lastseat.service.booking import Purchase
 
 router = APIRouter(tags=["orders"])
+_LOCATION = {"Location": {"description": "The order's URL", "schema": {"type": "string"}}}
 CREATED_ORDER: dict[int | str, dict[str, Any]] = {
-    201: {
-        "description": "The confirmed order and its tickets",
-        "headers": {"Location": {"description": "The order's URL", "schema": {"type": "string"}}},
-    }
+    201: {"description": "The confirmed order and its tickets", "headers": _LOCATION},
+    202: {
+        "description": "The order, `pending_payment`: the payment's outcome is not known yet"
+        " (the provider is slow or down); poll the order at `Location` until it is final",
+        "headers": _LOCATION,
+        "model": PurchaseOut,
+    },
 }
+
+
+def answer_purchase(purchase: Purchase, response: Response, metrics: Metrics) -> PurchaseOut:
+    """201 for a confirmed order, 202 for one whose payment is still unknown; Location."""
+    response.headers["Location"] = f"/orders/{purchase.order.order_id}"
+    if purchase.order.status is OrderStatus.PENDING_PAYMENT:
+        response.status_code = 202
+    else:
+        metrics.purchased()
+    return purchase_out(purchase)
 
 
 @router.post(
@@ -35,17 +53,17 @@ def quick_buy(
     services: ServicesDep,
     cache: CacheDep,
     metrics: MetricsDep,
+    fence: Fence,
 ) -> PurchaseOut:
-    """Claim, charge the wallet and confirm in one step, all or nothing."""
+    """Claim, pay and confirm in one step, all or nothing; 202 while the payment's outcome
+    is not known yet (poll the order at `Location`)."""
     claim = claim_of(body)
     try:
-        purchase = services.booking.quick_buy(buyer_id, claim)
+        purchase = services.checkout.quick_buy(buyer_id, claim, fence)
     finally:
         # Sold, or refused because the cached picture was stale: either way it is out of date.
         cache.forget(body.event_id)
-    metrics.purchased()
-    response.headers["Location"] = f"/orders/{purchase.order.order_id}"
-    return purchase_out(purchase)
+    return answer_purchase(purchase, response, metrics)
 
 
 @router.get("/orders", responses=problem_responses(401, 503))
@@ -64,8 +82,8 @@ def read_order(order_id: IdPath, buyer_id: BuyerId, services: ServicesDep) -> Pu
 def cancel_order(
     order_id: IdPath, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep
 ) -> PurchaseOut:
-    """Refund a confirmed order: money back to the wallet, tickets void, inventory free."""
-    order = services.booking.cancel_order(buyer_id, order_id)
+    """Refund a confirmed order: money back, tickets void, inventory free."""
+    order = services.checkout.cancel_order(buyer_id, order_id)
     cache.forget(order.event_id)
     return purchase_out(services.booking.purchase(buyer_id, order_id))
 
