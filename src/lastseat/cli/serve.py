@@ -20,12 +20,28 @@ import click
 from lastseat.api.settings import (
     ADMIN_KEY_ENV,
     DEFAULT_CACHE_TTL_MS,
+    DEFAULT_IDEMPOTENCY_LEASE_MS,
+    DEFAULT_IDEMPOTENCY_RETENTION_S,
+    DEFAULT_RECONCILE_INTERVAL_MS,
+    IDEMPOTENCY_LEASE_ENV,
+    IDEMPOTENCY_RETENTION_ENV,
     MAX_CACHE_TTL_MS,
+    MAX_IDEMPOTENCY_LEASE_MS,
     MAX_PAYMENT_DELAY_MS,
+    MAX_RECONCILE_INTERVAL_MS,
+    MIN_IDEMPOTENCY_LEASE_MS,
+    MIN_IDEMPOTENCY_RETENTION_S,
+    RECONCILE_INTERVAL_ENV,
     TOKEN_SECRET_ENV,
     Settings,
 )
-from lastseat.bootstrap import DEFAULT_DB, LockServices, open_store
+from lastseat.bootstrap import (
+    DEFAULT_DB,
+    PAYMENT_CHOICES,
+    LockServices,
+    PaymentSettings,
+    open_store,
+)
 from lastseat.concurrency.registry import STRATEGY_NAMES
 from lastseat.domain.errors import ValidationError
 
@@ -110,6 +126,53 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     help="Comma-separated URLs of >= 3 independent Redis servers for `redlock`.",
 )
 @click.option("--zk-hosts", envvar="LASTSEAT_ZK_HOSTS", help="ZooKeeper hosts for `zk-lock`.")
+@click.option(
+    "--payments",
+    type=click.Choice(PAYMENT_CHOICES),
+    default="wallet",
+    show_default=True,
+    envvar="LASTSEAT_PAYMENTS",
+    help="Who takes the money: the wallet ledger, or an external provider over HTTP.",
+)
+@click.option("--provider-url", envvar="LASTSEAT_PROVIDER_URL", help="The external provider.")
+@click.option(
+    "--provider-api-key",
+    envvar="LASTSEAT_PROVIDER_API_KEY",
+    default="",
+    help="The external provider's API key (better given by environment).",
+)
+@click.option(
+    "--provider-timeout-ms",
+    type=click.IntRange(1, 600_000),
+    default=2_000,
+    show_default=True,
+    envvar="LASTSEAT_PROVIDER_TIMEOUT_MS",
+    help="How long one call to the provider may take before its outcome counts as unknown.",
+)
+@click.option(
+    "--reconcile-interval-ms",
+    type=click.IntRange(0, MAX_RECONCILE_INTERVAL_MS),
+    default=DEFAULT_RECONCILE_INTERVAL_MS,
+    show_default=True,
+    envvar=RECONCILE_INTERVAL_ENV,
+    help="How often this server drives unknown external payments to an end (0: never).",
+)
+@click.option(
+    "--idempotency-lease-ms",
+    type=click.IntRange(MIN_IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_LEASE_MS),
+    default=DEFAULT_IDEMPOTENCY_LEASE_MS,
+    show_default=True,
+    envvar=IDEMPOTENCY_LEASE_ENV,
+    help="How long a running request holds its Idempotency-Key before a retry may take over.",
+)
+@click.option(
+    "--idempotency-retention-s",
+    type=click.IntRange(MIN_IDEMPOTENCY_RETENTION_S),
+    default=DEFAULT_IDEMPOTENCY_RETENTION_S,
+    show_default=True,
+    envvar=IDEMPOTENCY_RETENTION_ENV,
+    help="How long finished Idempotency-Key answers are kept for replay.",
+)
 @click.option("--dev", is_flag=True, help="Generate a random admin key and token secret.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(
@@ -124,6 +187,13 @@ def serve(
     redis_url: str | None,
     redlock_urls: str | None,
     zk_hosts: str | None,
+    payments: str,
+    provider_url: str | None,
+    provider_api_key: str,
+    provider_timeout_ms: int,
+    reconcile_interval_ms: int,
+    idempotency_lease_ms: int,
+    idempotency_retention_s: int,
     dev: bool,
     access_log: bool,
 ) -> None:
@@ -142,6 +212,12 @@ def serve(
             tuple(u for u in (redlock_urls or "").split(",") if u),
             zk_hosts or None,
         ),
+        idempotency_lease_ms=idempotency_lease_ms,
+        idempotency_retention_s=idempotency_retention_s,
+        payments=PaymentSettings(
+            payments, provider_url or None, provider_api_key, provider_timeout_ms
+        ),
+        reconcile_interval_ms=reconcile_interval_ms,
     ).validate()
     # Migrate once here, so a bad --db fails as one line before any worker starts.
     open_store(db, create=True).close()
