@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from lastseat.adapters.locks.redis_lock import RedisLockManager
@@ -130,18 +131,19 @@ class PaymentSettings:
     provider_api_key: str = ""
     provider_timeout_ms: int = 2_000
     provider_attempts: int = 3
+    # How long the request that placed an order drives its payment before a reconciler may
+    # (longer than the provider calls it makes: attempts x timeout plus backoff).
+    payment_lease_ms: int = 30_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> PaymentSettings:
         """The payment settings named by environment variables."""
-        timeout = environ.get("LASTSEAT_PROVIDER_TIMEOUT_MS", "2000")
-        if not timeout.isdigit() or not 1 <= int(timeout) <= 600_000:
-            raise ValidationError("LASTSEAT_PROVIDER_TIMEOUT_MS must be 1..600000")
         return cls(
             environ.get("LASTSEAT_PAYMENTS", "wallet") or "wallet",
             environ.get("LASTSEAT_PROVIDER_URL") or None,
             environ.get("LASTSEAT_PROVIDER_API_KEY", ""),
-            int(timeout),
+            _milliseconds(environ, "LASTSEAT_PROVIDER_TIMEOUT_MS", 2_000),
+            payment_lease_ms=_milliseconds(environ, "LASTSEAT_PAYMENT_LEASE_MS", 30_000),
         ).validated()
 
     def validated(self) -> PaymentSettings:
@@ -159,7 +161,15 @@ class PaymentSettings:
             "LASTSEAT_PROVIDER_URL": self.provider_url or "",
             "LASTSEAT_PROVIDER_API_KEY": self.provider_api_key,
             "LASTSEAT_PROVIDER_TIMEOUT_MS": str(self.provider_timeout_ms),
+            "LASTSEAT_PAYMENT_LEASE_MS": str(self.payment_lease_ms),
         }
+
+
+def _milliseconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name) or str(default)
+    if not text.isdigit() or not 1 <= int(text) <= 3_600_000:
+        raise ValidationError(f"{name} must be 1..3600000 milliseconds")
+    return int(text)
 
 
 def open_provider(store: Store, settings: PaymentSettings | None) -> PaymentProvider:
@@ -210,5 +220,6 @@ def build(
         locks=open_locks(strategy, locks),
     )
     booking = BookingService(store, chosen, clock)
-    checkout = Checkout(booking, open_provider(store, payments))
+    lease = timedelta(milliseconds=(payments or PaymentSettings()).payment_lease_ms)
+    checkout = Checkout(booking, open_provider(store, payments), payment_lease=lease)
     return Services(store, booking, WalletService(store), CatalogService(store), checkout)

@@ -150,6 +150,14 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     help="How long one call to the provider may take before its outcome counts as unknown.",
 )
 @click.option(
+    "--payment-lease-ms",
+    type=click.IntRange(1, 3_600_000),
+    default=30_000,
+    show_default=True,
+    envvar="LASTSEAT_PAYMENT_LEASE_MS",
+    help="How long the request that placed an order drives its payment before a reconciler may.",
+)
+@click.option(
     "--reconcile-interval-ms",
     type=click.IntRange(0, MAX_RECONCILE_INTERVAL_MS),
     default=DEFAULT_RECONCILE_INTERVAL_MS,
@@ -191,6 +199,7 @@ def serve(
     provider_url: str | None,
     provider_api_key: str,
     provider_timeout_ms: int,
+    payment_lease_ms: int,
     reconcile_interval_ms: int,
     idempotency_lease_ms: int,
     idempotency_retention_s: int,
@@ -215,7 +224,11 @@ def serve(
         idempotency_lease_ms=idempotency_lease_ms,
         idempotency_retention_s=idempotency_retention_s,
         payments=PaymentSettings(
-            payments, provider_url or None, provider_api_key, provider_timeout_ms
+            payments,
+            provider_url or None,
+            provider_api_key,
+            provider_timeout_ms,
+            payment_lease_ms=payment_lease_ms,
         ),
         reconcile_interval_ms=reconcile_interval_ms,
     ).validate()
