@@ -79,15 +79,18 @@ def test_a_server_killed_between_capture_and_confirm_leaves_a_ticket_or_a_refund
     order_id = captured.idempotency_key.removeprefix("lastseat-pay-")
 
     admin.set_faults(capture_timeout_rate=0.0)
-    with serving(db, tmp_path / "second.log", env=_env(db, provider, 100)) as second:
-        with httpx.Client(base_url=second.url, headers=headers, timeout=10) as client:
-            _eventually(
-                lambda: (
-                    client.get(f"/orders/{order_id}").json()["order"]["status"] != "pending_payment"
-                ),
-                "the restarted server reconciled the order",
-            )
-            order = client.get(f"/orders/{order_id}").json()
+    second_env = _env(db, provider, 100)
+    with (
+        serving(db, tmp_path / "second.log", env=second_env) as second,
+        httpx.Client(base_url=second.url, headers=headers, timeout=10) as client,
+    ):
+        _eventually(
+            lambda: (
+                client.get(f"/orders/{order_id}").json()["order"]["status"] != "pending_payment"
+            ),
+            "the restarted server reconciled the order",
+        )
+        order = client.get(f"/orders/{order_id}").json()
     refunds = [r for r in admin.refunds() if r.payment_id == captured.payment_id]
     tickets = [t for t in order["tickets"] if t["status"] == "valid"]
     confirmed = order["order"]["status"] == "confirmed"
