@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import click
 
-from lastseat.bootstrap import DEFAULT_DB, Services, build, open_store
+from lastseat.bootstrap import DEFAULT_DB, PaymentSettings, Services, build, open_store
 from lastseat.concurrency.registry import STRATEGY_NAMES
 from lastseat.domain.errors import ValidationError
 from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
@@ -27,11 +27,20 @@ _db_option = click.option(
 
 @contextmanager
 def _services(
-    db: str, *, create: bool = False, strategy: str = "atomic", allow_unsafe: bool = False
+    db: str,
+    *,
+    create: bool = False,
+    strategy: str = "atomic",
+    allow_unsafe: bool = False,
+    payments: PaymentSettings | None = None,
 ) -> Iterator[Services]:
     store = open_store(db, create=create)
     try:
-        yield build(store, strategy, allow_unsafe=allow_unsafe)
+        services = build(store, strategy, allow_unsafe=allow_unsafe, payments=payments)
+        try:
+            yield services
+        finally:
+            services.close()
     finally:
         store.close()
 
@@ -242,11 +251,32 @@ def buy(
     show_default=True,
     help="Reap Idempotency-Key records older than this.",
 )
+@click.option(
+    "--provider-url",
+    envvar="LASTSEAT_PROVIDER_URL",
+    help="Also reconcile unknown payments at this external provider.",
+)
+@click.option("--provider-api-key", envvar="LASTSEAT_PROVIDER_API_KEY", default="")
 @_db_option
-def sweep(limit: int, idempotency_retention_s: int, db: str) -> None:
-    """Expire lapsed holds and reap old Idempotency-Keys (safe from many processes at once)."""
-    with _services(db) as services:
+def sweep(
+    limit: int,
+    idempotency_retention_s: int,
+    provider_url: str | None,
+    provider_api_key: str,
+    db: str,
+) -> None:
+    """Expire lapsed holds, reconcile unknown payments (with --provider-url) and reap old
+    Idempotency-Keys; safe from many processes at once."""
+    payments = PaymentSettings("external", provider_url, provider_api_key) if provider_url else None
+    with _services(db, payments=payments) as services:
         click.echo(f"expired {services.booking.expire_lapsed_holds(limit)} holds")
+        if payments is not None:
+            report = services.checkout.reconcile(limit)
+            click.echo(
+                f"reconciled {report.examined} payments: {report.confirmed} confirmed,"
+                f" {report.failed} failed, {report.refunded} refunded,"
+                f" {report.still_unknown} still unknown"
+            )
         keys = IdempotencyService(
             services.store, retention=timedelta(seconds=idempotency_retention_s)
         )
