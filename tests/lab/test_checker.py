@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from lastseat.lab.checker import KINDS, Verdict, check
+from lastseat.lab.checker import KINDS, PROVIDER_KINDS, ProviderLedger, Verdict, check
 from lastseat.lab.history import Operation, OpType
 from lastseat.service.snapshot import (
     AccountRow,
@@ -434,8 +434,25 @@ def test_a_broken_world_is_reported_with_exactly_its_kinds(
     assert not verdict.ok
 
 
-def test_every_violation_kind_is_caught_in_some_broken_world() -> None:
-    assert set().union(*(kinds for _, kinds in BROKEN_WORLDS)) == set(KINDS)
+def test_every_wallet_violation_kind_is_caught_in_some_broken_world() -> None:
+    # The kinds only externally paid races can break: test_checker_payments.py.
+    assert set().union(*(kinds for _, kinds in BROKEN_WORLDS)) == set(KINDS) - PROVIDER_KINDS
+
+
+@pytest.mark.parametrize(
+    ("breakage", "kinds"),
+    [pytest.param(breakage, kinds, id=breakage.__name__) for breakage, kinds in BROKEN_WORLDS],
+)
+def test_a_wallet_race_checks_the_same_given_an_empty_provider_ledger(
+    breakage: Callable[[World], Snapshot], kinds: set[str]
+) -> None:
+    w = good_world()
+    snapshot = breakage(w)
+
+    with_provider = check(w.history, snapshot, provider=ProviderLedger())
+
+    assert with_provider == w.check(snapshot)
+    assert with_provider.kinds() == kinds
 
 
 def test_a_violation_names_the_ids_involved() -> None:

@@ -4,10 +4,18 @@ An `invoke` is written before a buyer's attempt starts; exactly one completion w
 `op_id` follows: `ok` (acknowledged success, with order and ticket codes), `fail` (acknowledged
 failure, with an error type) or `info` (outcome unknown to the client, e.g. a crash or timeout).
 Times are `time.monotonic_ns()`, which on Linux is one clock for every process of a machine.
+
+An attempt over HTTP also records its Idempotency-Key, the answer's HTTP `status`, the
+`digest` of its body (`answer_digest`) and whether it was `replayed` (Idempotent-Replayed:
+true). A 202 (payment outcome not known yet) is an `info` with `status=202` and the order it
+named. Actions: `buy`, `resend` (the same request again with the same key, by the lab's
+duplicate-request feature) and `refund`. Every field after `error` has a default, so history
+files written before they existed still parse.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -16,6 +24,8 @@ from typing import Literal
 
 OpType = Literal["invoke", "ok", "fail", "info"]
 OP_TYPES: frozenset[str] = frozenset({"invoke", "ok", "fail", "info"})
+BUY_ACTION = "buy"
+RESEND_ACTION = "resend"
 
 
 class HistoryFormatError(ValueError):
@@ -31,13 +41,17 @@ class Operation:
     process: int
     buyer_id: str
     time_ns: int
-    action: str = "buy"
+    action: str = BUY_ACTION
     seat_ids: tuple[str, ...] = field(default=())
     pool_id: str | None = None
     quantity: int = 0
     order_id: str | None = None
     ticket_codes: tuple[str, ...] = field(default=())
     error: str | None = None
+    idempotency_key: str | None = None
+    status: int | None = None  # the answer's HTTP status; None when no answer came
+    digest: str | None = None  # answer_digest of the answer's body
+    replayed: bool = False  # the answer carried Idempotent-Replayed: true
 
     def to_json(self) -> str:
         """This operation as one JSON line (without the newline)."""
@@ -55,6 +69,12 @@ class Operation:
             return cls(**raw)
         except (json.JSONDecodeError, TypeError) as exc:
             raise HistoryFormatError(f"not an operation record: {line[:80]!r}") from exc
+
+
+def answer_digest(body: object) -> str:
+    """The sha256 hex of an answer body's canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def write_history(path: Path, operations: Iterable[Operation]) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from lastseat.domain.tickets import TicketStatus
 from lastseat.lab.history import Operation
-from lastseat.service.snapshot import OrderRow, Snapshot, TicketRow, TransferRow
+from lastseat.service.snapshot import OrderRow, PaymentRow, Snapshot, TicketRow, TransferRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,11 @@ class Facts:
     valid_by_seat: Mapping[str, Sequence[TicketRow]]
     valid_by_pool: Mapping[str, int]
     money_by_order: Mapping[tuple[str, str], Sequence[TransferRow]]  # (order_id, kind)
+    payments: Mapping[str, PaymentRow]  # order id -> its payment at an external provider
+
+    def paid_externally(self, order_id: str) -> bool:
+        """True when the order's money went through an external provider, not the wallets."""
+        return order_id in self.payments
 
 
 def gather_facts(history: tuple[Operation, ...], snapshot: Snapshot) -> Facts:
@@ -47,6 +52,7 @@ def gather_facts(history: tuple[Operation, ...], snapshot: Snapshot) -> Facts:
         valid_by_seat=dict(by_seat),
         valid_by_pool=Counter(t.pool_id for t in valid if t.pool_id is not None),
         money_by_order=dict(money),
+        payments={p.order_id: p for p in snapshot.payments},
     )
 
 
@@ -71,6 +77,7 @@ def _attempts(history: tuple[Operation, ...]) -> tuple[Operation, ...]:
                 pool_id=done.pool_id or invoke.pool_id,
                 quantity=done.quantity or invoke.quantity,
                 order_id=done.order_id or invoke.order_id,
+                idempotency_key=done.idempotency_key or invoke.idempotency_key,
             )
         )
     return tuple(merged)

@@ -49,16 +49,24 @@ def charges_without_order(facts: Facts) -> Iterator[Violation]:
                 f" which is {state}",
             )
     for order in facts.orders.values():
-        if order.status == OrderStatus.REFUNDED and not _money(facts, order, TransferKind.REFUND):
+        if (
+            order.status == OrderStatus.REFUNDED
+            and not facts.paid_externally(order.order_id)
+            and not _money(facts, order, TransferKind.REFUND)
+        ):
             yield Violation(
                 "charge_without_order", f"order {order.order_id} is refunded without a refund"
             )
 
 
 def confirmed_without_charge(facts: Facts) -> Iterator[Violation]:
-    """Confirmed (or refunded) orders with no purchase transfer."""
+    """Confirmed (or refunded) orders paid from a wallet with no purchase transfer."""
     for order in facts.orders.values():
-        if order.status in _CHARGED and not _money(facts, order, TransferKind.PURCHASE):
+        if (
+            order.status in _CHARGED
+            and not facts.paid_externally(order.order_id)
+            and not _money(facts, order, TransferKind.PURCHASE)
+        ):
             yield Violation(
                 "confirmed_without_charge",
                 f"order {order.order_id} of {order.buyer_id} is {order.status} but was never"

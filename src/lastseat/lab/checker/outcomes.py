@@ -102,7 +102,7 @@ def _holdings(facts: Facts) -> dict[str, list[str]]:
 
 
 def standing_charges(facts: Facts) -> Iterator[Violation]:
-    """Buyers whose net purchases differ from their confirmed orders."""
+    """Buyers whose net wallet purchases differ from their confirmed wallet-paid orders."""
     paid: Counter[tuple[str, str]] = Counter()
     for t in facts.snapshot.transfers:
         if t.kind == TransferKind.PURCHASE:
@@ -111,7 +111,7 @@ def standing_charges(facts: Facts) -> Iterator[Violation]:
             paid[(_payer(facts, t.order_id, t.destination), t.currency)] -= t.amount_minor
     owed: Counter[tuple[str, str]] = Counter()
     for order in facts.orders.values():
-        if order.status == OrderStatus.CONFIRMED:
+        if order.status == OrderStatus.CONFIRMED and not facts.paid_externally(order.order_id):
             owed[(order.buyer_id, order.currency)] += order.amount_minor
     for buyer_id, currency in sorted(paid.keys() | owed.keys()):
         difference = paid[(buyer_id, currency)] - owed[(buyer_id, currency)]

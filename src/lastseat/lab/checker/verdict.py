@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from lastseat.lab.checker.answers import replay_mismatches, replays, unknown_resolved
 from lastseat.lab.checker.facts import Facts, gather_facts
 from lastseat.lab.checker.inventory import (
     oversold,
@@ -27,8 +28,18 @@ from lastseat.lab.checker.outcomes import (
     missing_tickets,
     standing_charges,
 )
+from lastseat.lab.checker.payments import (
+    capture_count,
+    captures_without_ticket,
+    confirmed_without_capture,
+    double_captures,
+    money_unbalanced,
+    refund_count,
+    unresolved_payments,
+)
+from lastseat.lab.checker.provider import ProviderBook, ProviderLedger, book_of
 from lastseat.lab.checker.records import duplicate_ticket_codes, incomplete_operations
-from lastseat.lab.checker.violations import Violation
+from lastseat.lab.checker.violations import KINDS, Violation
 from lastseat.lab.history import Operation
 from lastseat.service.snapshot import Snapshot
 
@@ -41,6 +52,10 @@ class Verdict:
     tickets_sold: int
     oversold: int
     double_charges: int
+    captures: int = 0  # captures at the external provider (a payment captured twice: 2)
+    refunds: int = 0  # refunds at the external provider
+    unknown_resolved: int = 0  # unknown or pending (202) answers whose order is final now
+    replays: int = 0  # answers that carried Idempotent-Replayed: true
 
     @property
     def ok(self) -> bool:
@@ -52,19 +67,34 @@ class Verdict:
         return {v.kind for v in self.violations}
 
 
-def check(history: Iterable[Operation], snapshot: Snapshot) -> Verdict:
-    """Every invariant violation in one race's history and final state, with headline counts."""
+def check(
+    history: Iterable[Operation], snapshot: Snapshot, provider: ProviderLedger | None = None
+) -> Verdict:
+    """Every invariant violation in one race's history and final state, with headline counts.
+
+    With `provider` (the external payment provider's records, read after the race) the rules
+    for externally paid orders run too; without it the provider's side goes unchecked.
+    """
     facts = gather_facts(tuple(history), snapshot)
-    violations = tuple(v for rule in _RULES for v in rule(facts))
+    book = book_of(provider) if provider is not None else None
+    found = [v for rule in _RULES for v in rule(facts)]
+    if book is not None:
+        found += [v for provider_rule in _PROVIDER_RULES for v in provider_rule(facts, book)]
     return Verdict(
-        violations=violations,
+        violations=tuple(sorted(found, key=lambda v: _RANK[v.kind])),
         tickets_sold=sum(len(tickets) for tickets in facts.valid_by_order.values()),
         oversold=oversold(facts),
         double_charges=extra_purchases(facts),
+        captures=capture_count(book) if book is not None else 0,
+        refunds=refund_count(book) if book is not None else 0,
+        unknown_resolved=unknown_resolved(facts),
+        replays=replays(facts),
     )
 
 
-# In KINDS order, so violations are reported grouped by the invariant they break.
+# Violations are reported grouped by the invariant they break, in KINDS order.
+_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
+
 _RULES: tuple[Callable[[Facts], Iterable[Violation]], ...] = (
     seats_sold_twice,
     seat_state_mismatches,
@@ -79,6 +109,15 @@ _RULES: tuple[Callable[[Facts], Iterable[Violation]], ...] = (
     missing_tickets,
     failures_with_tickets,
     standing_charges,
+    replay_mismatches,  # needs only the history: silent when no answer carries a key
     duplicate_ticket_codes,
     incomplete_operations,
+)
+
+_PROVIDER_RULES: tuple[Callable[[Facts, ProviderBook], Iterable[Violation]], ...] = (
+    double_captures,
+    captures_without_ticket,
+    confirmed_without_capture,
+    money_unbalanced,
+    unresolved_payments,
 )
