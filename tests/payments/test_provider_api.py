@@ -108,9 +108,7 @@ def test_a_refund_of_an_uncaptured_payment_is_refused(api: httpx.Client) -> None
     _assert_problem(api.post("/v1/refunds", json=missing, headers=_key()), 404)
 
 
-def test_listings_page_through_every_record(
-    api: httpx.Client, provider: ThrowawayProvider
-) -> None:
+def test_listings_page_through_every_record(api: httpx.Client, provider: ThrowawayProvider) -> None:
     for amount in (101, 102, 103):
         api.post("/v1/payments", json=_payment(amount), headers=_key())
     total = len(admin_for(provider).payments())

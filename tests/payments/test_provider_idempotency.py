@@ -86,8 +86,9 @@ def test_a_repeated_refund_key_refunds_once(provider: ThrowawayProvider, key: st
     assert again == first
     refunds = [r for r in admin.refunds() if r.payment_id == charge.payment_id]
     assert [(r.refund_id, r.amount_minor) for r in refunds] == [(first.refund_id, 600)]
-    assert admin.payment_by_key(key) is not None
-    assert admin.payment_by_key(key).refunded_minor == 600  # type: ignore[union-attr]
+    payment = admin.payment_by_key(key)
+    assert payment is not None
+    assert payment.refunded_minor == 600
 
 
 def test_refunds_never_exceed_the_capture_even_when_they_race(
@@ -120,7 +121,9 @@ def test_refunds_never_exceed_the_capture_even_when_they_race(
     with pytest.raises(PaymentProviderError, match="409"):
         adapter.refund(f"{key}-too-much", payment_id, Money(101, "EUR"))
     adapter.refund(f"{key}-the-rest", payment_id, Money(100, "EUR"))
-    assert admin.payment_by_key(key).refunded_minor == 1000  # type: ignore[union-attr]
+    payment = admin.payment_by_key(key)
+    assert payment is not None
+    assert payment.refunded_minor == 1000
 
 
 def test_a_decline_is_an_answer_stored_under_its_key() -> None:
