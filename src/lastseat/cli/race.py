@@ -18,7 +18,8 @@ from lastseat.domain.errors import UnsafeStrategyError, ValidationError
 from lastseat.lab.checker import check
 from lastseat.lab.databases import THROWAWAY_POSTGRES, RaceTarget, race_targets
 from lastseat.lab.history import read_history
-from lastseat.lab.report import render_table, to_json
+from lastseat.lab.payments import PaymentFaults
+from lastseat.lab.report import render_payments, render_table, to_json
 from lastseat.lab.runner import RaceConfig, RaceResult, run_race
 from lastseat.lab.scenarios import SCENARIOS, default_scenario
 
@@ -122,6 +123,57 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     "(0: buyers call the service in-process).",
 )
 @click.option(
+    "--payments",
+    type=click.Choice(["wallet", "external"]),
+    default="wallet",
+    show_default=True,
+    help="wallet: charge the internal ledger in the claiming transaction; external: a "
+    "throwaway card processor (`lastseat payments serve`) with the fault knobs below "
+    "(implies --servers 2 unless given).",
+)
+@click.option(
+    "--provider-latency-ms",
+    type=click.FloatRange(0.0, 60_000.0),
+    default=2.0,
+    show_default=True,
+    help="external: the provider's median latency (log-normal spread).",
+)
+@click.option(
+    "--decline-rate", type=click.FloatRange(0.0, 1.0), default=0.0, help="external: share declined."
+)
+@click.option(
+    "--slow-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    help="external: share of provider calls delayed by --slow-ms.",
+)
+@click.option("--slow-ms", type=click.FloatRange(0.0, 60_000.0), default=1_500.0, show_default=True)
+@click.option(
+    "--capture-timeout-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    help="external: share of captures that succeed and then never answer.",
+)
+@click.option(
+    "--outage",
+    type=click.Choice(["503", "refuse"]),
+    default="503",
+    show_default=True,
+    help="external: how the provider is down during --outage-ms.",
+)
+@click.option(
+    "--outage-ms",
+    type=click.FloatRange(0.0, 600_000.0),
+    default=0.0,
+    help="external: an outage window of this length, opened once 20%% of buyers are done.",
+)
+@click.option(
+    "--resend-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    help="Over HTTP: share of purchases sent again with the same Idempotency-Key.",
+)
+@click.option(
     "--history",
     "history_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -149,6 +201,15 @@ def race(
     synchronous: str,
     db_path: str | None,
     servers: int,
+    payments: str,
+    provider_latency_ms: float,
+    decline_rate: float,
+    slow_rate: float,
+    slow_ms: float,
+    capture_timeout_rate: float,
+    outage: str,
+    outage_ms: float,
+    resend_rate: float,
     history_path: Path | None,
     allow_unsafe: bool,
     as_json: bool,
@@ -170,8 +231,30 @@ def race(
         skew=skew or base.skew,
         poor_fraction=poor_buyers,
     )
+    faults = PaymentFaults(
+        provider_latency_ms,
+        slow_rate,
+        slow_ms,
+        decline_rate,
+        capture_timeout_rate,
+        outage,
+        outage_ms,
+        resend_rate=resend_rate,
+    )
+    if payments == "external" and not servers:
+        servers = 2  # the provider is reached from app servers, buyers come over HTTP
+    if resend_rate and not servers:
+        raise ValidationError("--resend-rate needs buyers over HTTP (--servers N)")
     config = RaceConfig(
-        chosen, processes, threads, payment_delay_ms, seed, synchronous.upper(), servers
+        chosen,
+        processes,
+        threads,
+        payment_delay_ms,
+        seed,
+        synchronous.upper(),
+        servers,
+        payments,
+        faults,
     )
     console = Console(stderr=as_json, width=None if _on_terminal() else 200)
     with race_targets(names, db_path, history_path) as targets:
@@ -205,6 +288,8 @@ def _print_summary(results: list[RaceResult], config: RaceConfig, console: Conso
         f"{config.seed}" + (f", {config.servers} app servers over HTTP" if config.servers else "")
     )
     render_table(results, console, title)
+    if config.payments == "external":
+        render_payments(results, console)
     if any(r.strategy == "naive" for r in results):
         console.print(
             "naive ran without the schema's safety net (one valid ticket per seat), "

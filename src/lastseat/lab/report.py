@@ -56,6 +56,51 @@ def render_table(results: Sequence[RaceResult], console: Console, title: str) ->
     console.print(table)
 
 
+_PAYMENT_COLUMNS = (
+    "strategy",
+    "faults injected",
+    "captures",
+    "refunds",
+    "declined",
+    "202 answers",
+    "unknown",
+    "unknown resolved",
+    "resends",
+    "replayed",
+    "reconciled",
+    "left unknown",
+    "checker",
+)
+
+
+def render_payments(results: Sequence[RaceResult], console: Console) -> None:
+    """What happened to the money: one row per strategy of a race with external payments."""
+    table = Table(title="payments through the external provider", title_justify="left")
+    for header in _PAYMENT_COLUMNS:
+        table.add_column(header, justify="left" if header in ("strategy", "checker") else "right")
+    for r in results:
+        p = r.payments
+        if p is None:
+            continue
+        faults = ", ".join(f"{kind} {n}" for kind, n in sorted(p.faults.items())) or "none"
+        table.add_row(
+            r.strategy,
+            faults,
+            str(p.captures),
+            str(p.refunds),
+            str(p.declined),
+            str(p.pending_answers),
+            str(p.unknown_outcomes),
+            str(p.unknown_resolved),
+            str(p.resends),
+            str(p.replays),
+            str(p.reconciled),
+            _alarm(p.unsettled_left),
+            verdict_text(r),
+        )
+    console.print(table)
+
+
 def verdict_text(result: RaceResult) -> str:
     """`OK`, or the violated invariants with counts."""
     if result.verdict_ok:

@@ -12,21 +12,47 @@ import statistics as stats
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lastseat.bootstrap import LockServices, build, open_store
-from lastseat.lab.checker import Verdict, check
-from lastseat.lab.history import Operation, read_history, write_history
+from lastseat.lab.checker import ProviderLedger, Verdict, check
+from lastseat.lab.history import (
+    BUY_ACTION,
+    RESEND_ACTION,
+    Operation,
+    read_history,
+    write_history,
+)
 from lastseat.lab.lock_servers import lock_services_for
+from lastseat.lab.payments import (
+    PaymentFaults,
+    ProviderHandle,
+    SettleReport,
+    external_provider,
+    outage_window,
+    provider_ledger,
+    settle,
+)
 from lastseat.lab.scenarios import Scenario
 from lastseat.lab.servers import ServerFleet, server_fleet, strategy_statistics
 from lastseat.lab.worker import WorkerJob, WorkerResult, run_worker
+from lastseat.service.snapshot import Snapshot
 from lastseat.service.statistics import StrategyStatistics
 
-REJECTIONS = frozenset({"unavailable", "insufficient_funds", "conflict", "not_found"})
+REJECTIONS = frozenset(
+    {
+        "unavailable",
+        "insufficient_funds",
+        "conflict",
+        "not_found",
+        "payment_declined",
+        "hold_expired",
+    }
+)
 RESULT_TIMEOUT_S = 3_600.0
 
 
@@ -45,6 +71,8 @@ class RaceConfig:
     seed: int = 1
     synchronous: str = "NORMAL"
     servers: int = 0  # > 0: buyers go through that many `lastseat serve` processes over HTTP
+    payments: str = "wallet"  # or "external": a provider process takes the money (needs servers)
+    faults: PaymentFaults = field(default_factory=PaymentFaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +104,24 @@ class RaceResult:
     db_path: str = ""
     history_path: str = ""
     server_peak_rss_mb: tuple[float, ...] = ()
+    payments: PaymentsSummary | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsSummary:
+    """What happened to the money of a race paid through the external provider."""
+
+    faults: dict[str, int]  # faults the provider injected, by kind
+    captures: int
+    refunds: int
+    declined: int
+    pending_answers: int  # purchases first answered 202 (outcome unknown)
+    unknown_outcomes: int  # purchases whose outcome the buyer never learned (info)
+    unknown_resolved: int  # ... whose order the reconciler brought to a final state
+    resends: int
+    replays: int  # resends answered with Idempotent-Replayed: true
+    reconciled: int  # payments the reconciler drove after the race
+    unsettled_left: int
 
 
 def prepare(config: RaceConfig, strategy: str, db: str) -> list[Any]:
@@ -103,8 +149,16 @@ def run_race(
     `db_path` is a SQLite path or a PostgreSQL DSN of a new, empty database.
     """
     plans = prepare(config, strategy, str(db_path))
-    race = _Race(config, strategy, str(db_path), history_path, plans, on_progress)
-    with lock_services_for(strategy) as locks:
+    done = [0]
+
+    def progress(count: int) -> None:
+        done[0] = count
+        on_progress(count)
+
+    race = _Race(config, strategy, str(db_path), history_path, plans, progress)
+    settled: SettleReport | None = None
+    ledger: ProviderLedger | None = None
+    with lock_services_for(strategy) as locks, _provider(config) as provider:
         if config.servers:
             with server_fleet(
                 config.servers,
@@ -112,21 +166,62 @@ def run_race(
                 strategy,
                 locks=locks,
                 payment_delay_ms=config.payment_delay_ms,
+                payments=provider.settings() if provider else None,
             ) as fleet:
-                history, results = _race_processes(race, fleet, locks)
+                share_done = lambda: done[0] / max(1, len(plans))  # noqa: E731
+                with outage_window(provider, config.faults, share_done):
+                    history, results = _race_processes(race, fleet, locks)
                 server_rss_mb = fleet.peak_rss_mb()
                 # The strategy ran inside the servers: their counters replace the buyers' zeros.
                 results = [WorkerResult(strategy_statistics(fleet.urls), [], 0, 0), *results]
         else:
             history, results = _race_processes(race, None, locks)
             server_rss_mb = ()
+        if provider is not None:
+            settled = settle(str(db_path), provider)
+            ledger = provider_ledger(provider)
     store = open_store(str(db_path), create=False)
     try:
-        verdict = check(history, store.snapshot())
+        snapshot = store.snapshot()
     finally:
         store.close()
+    verdict = check(history, snapshot, provider=ledger)
     summary = _summarize(config, strategy, history, results, verdict, db_path, history_path)
-    return replace(summary, server_peak_rss_mb=server_rss_mb)
+    payments = None
+    if settled is not None and ledger is not None:
+        payments = _payments_summary(history, snapshot, ledger, settled)
+    return replace(summary, server_peak_rss_mb=server_rss_mb, payments=payments)
+
+
+@contextmanager
+def _provider(config: RaceConfig) -> Iterator[ProviderHandle | None]:
+    if config.payments != "external":
+        yield None
+        return
+    with external_provider(config.faults, config.seed) as handle:
+        yield handle
+
+
+def _payments_summary(
+    history: list[Operation], snapshot: Snapshot, ledger: ProviderLedger, settled: SettleReport
+) -> PaymentsSummary:
+    final = {o.order_id for o in snapshot.orders if o.status != "pending_payment"}
+    completions = [op for op in history if op.type != "invoke"]
+    unknown = [op for op in completions if op.type == "info" and op.action == BUY_ACTION]
+    resends = [op for op in completions if op.action == RESEND_ACTION]
+    return PaymentsSummary(
+        faults={k: v for k, v in settled.fault_counts.items() if v and k != "requests"},
+        captures=sum(1 for p in ledger.payments if p.status == "captured"),
+        refunds=len(ledger.refunds),
+        declined=sum(1 for p in ledger.payments if p.status == "declined"),
+        pending_answers=sum(1 for op in completions if op.status == 202),
+        unknown_outcomes=len(unknown),
+        unknown_resolved=sum(1 for op in unknown if op.order_id in final),
+        resends=len(resends),
+        replays=sum(1 for op in resends if op.replayed),
+        reconciled=settled.reconciled.examined,
+        unsettled_left=settled.unsettled_left,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +247,7 @@ def _race_processes(
     parts = [history_path.with_suffix(f".part{i}.jsonl") for i in range(config.processes)]
     urls = fleet.urls if fleet else ()
     secret = fleet.token_secret if fleet else b""
+    resend_rate = config.faults.resend_rate if fleet else 0.0
     # Direct buyers pause in-process; over HTTP the servers pause (LASTSEAT_PAYMENT_DELAY_MS).
     delay_ms = 0.0 if fleet else config.payment_delay_ms
     jobs = [
@@ -167,6 +263,8 @@ def _race_processes(
             urls,
             secret,
             locks,
+            resend_rate,
+            config.seed,
         )
         for i in range(config.processes)
     ]

@@ -21,7 +21,7 @@ from typing import IO
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from lastseat.bootstrap import LockServices
+from lastseat.bootstrap import LockServices, PaymentSettings
 from lastseat.domain.errors import StoreError
 
 START_TIMEOUT_S = 60.0
@@ -57,6 +57,7 @@ def server_fleet(
     payment_delay_ms: float = 0.0,
     allow_unsafe: bool = True,
     locks: LockServices | None = None,
+    payments: PaymentSettings | None = None,
 ) -> Iterator[ServerFleet]:
     """Start `count` servers over `db`, wait until each answers /ready, stop them on exit."""
     admin_key, token_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -69,6 +70,9 @@ def server_fleet(
         "LASTSEAT_TOKEN_SECRET": token_secret,
         "LASTSEAT_PAYMENT_DELAY_MS": f"{payment_delay_ms:g}",
         **(locks or LockServices()).as_env(),
+        **(payments or PaymentSettings()).as_env(),
+        # Servers reconcile unknown payments in the background, often enough for a race.
+        "LASTSEAT_RECONCILE_INTERVAL_MS": "500",
     }
     with ExitStack() as stack:
         procs = [stack.enter_context(_server(env)) for _ in range(count)]

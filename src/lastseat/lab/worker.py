@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lastseat.bootstrap import LockServices, build, open_store
 from lastseat.domain.errors import (
@@ -28,8 +29,8 @@ from lastseat.domain.errors import (
     UnavailableError,
 )
 from lastseat.domain.holds import SeatClaim
-from lastseat.lab.history import Operation, OpType, write_history
-from lastseat.lab.http_buyer import HttpBuyer, UnknownOutcomeError
+from lastseat.lab.client_buyer import Answer, ClientBuyer
+from lastseat.lab.history import BUY_ACTION, RESEND_ACTION, Operation, OpType, write_history
 from lastseat.lab.scenarios import BuyerPlan
 from lastseat.service.booking import BookingService
 from lastseat.service.ports import Pause, no_pause
@@ -61,6 +62,8 @@ class WorkerJob:
     servers: tuple[str, ...] = ()
     token_secret: bytes = b""
     locks: LockServices = field(default_factory=LockServices)
+    resend_rate: float = 0.0  # over HTTP: the share of purchases sent twice with one key
+    seed: int = 1
 
 
 @dataclass(slots=True)
@@ -79,7 +82,13 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
     # Over HTTP the servers sell; this process only needs a store for nothing but its build.
     strategy = "atomic" if job.servers else job.strategy
     services = build(store, strategy, allow_unsafe=True, pause=_pause_for(job), locks=job.locks)
-    http = HttpBuyer(job.servers, job.token_secret, job.threads) if job.servers else None
+    http = (
+        ClientBuyer(
+            job.servers, job.token_secret, resend_rate=job.resend_rate, seed=job.seed + job.index
+        )
+        if job.servers
+        else None
+    )
     recorder = _Recorder(job.index)
     next_buyer = iter(enumerate(job.plans))
     take_lock = threading.Lock()
@@ -91,10 +100,9 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
             if plan is None:
                 return
             if http is not None:
-                buy = functools.partial(http.buy, index, plan.buyer_id, plan.claim)
+                recorder.attempt_http(plan, index, http)
             else:
-                buy = functools.partial(_buy, services.booking, plan)
-            recorder.attempt(plan, buy)
+                recorder.attempt(plan, functools.partial(_buy, services.booking, plan))
             with progress.get_lock():
                 progress.value += 1
 
@@ -140,9 +148,7 @@ class _Recorder:
         self._seq = 0
 
     def attempt(self, plan: BuyerPlan, buy: Callable[[], tuple[str, tuple[str, ...]]]) -> None:
-        with self._lock:
-            self._seq += 1
-            op_id = f"p{self.process}-{self._seq}"
+        op_id = self._next_id()
         self._add("invoke", op_id, plan)
         started = time.monotonic_ns()
         try:
@@ -150,14 +156,47 @@ class _Recorder:
         except LastseatError as exc:
             kind, error = _classify(exc)
             self._add(kind, op_id, plan, error=error)
-        except UnknownOutcomeError as exc:
-            self._add("info", op_id, plan, error=str(exc))
         except Exception as exc:
             self._add("info", op_id, plan, error=f"{type(exc).__name__}: {exc}")
         else:
             self._add("ok", op_id, plan, order_id=order_id, codes=codes)
         with self._lock:
             self.latencies_ns.append(time.monotonic_ns() - started)
+
+    def attempt_http(self, plan: BuyerPlan, index: int, http: ClientBuyer) -> None:
+        """One purchase over HTTP with a fresh Idempotency-Key; maybe sent again with it."""
+        key = str(uuid.uuid4())
+        started = time.monotonic_ns()
+        self._record(plan, BUY_ACTION, key, lambda: http.buy(index, plan.buyer_id, plan.claim, key))
+        with self._lock:
+            self.latencies_ns.append(time.monotonic_ns() - started)
+        if http.should_resend():
+            self._record(
+                plan, RESEND_ACTION, key, lambda: http.resend(index, plan.buyer_id, plan.claim, key)
+            )
+
+    def _record(self, plan: BuyerPlan, action: str, key: str, send: Callable[[], Answer]) -> None:
+        op_id = self._next_id()
+        self._add("invoke", op_id, plan, action=action, key=key)
+        answer = send()
+        self._add(
+            cast(OpType, answer.kind),
+            op_id,
+            plan,
+            action=action,
+            key=key,
+            error=answer.error,
+            order_id=answer.order_id,
+            codes=answer.codes,
+            status=answer.status,
+            digest=answer.digest,
+            replayed=answer.replayed,
+        )
+
+    def _next_id(self) -> str:
+        with self._lock:
+            self._seq += 1
+            return f"p{self.process}-{self._seq}"
 
     def _add(
         self,
@@ -168,6 +207,11 @@ class _Recorder:
         error: str | None = None,
         order_id: str | None = None,
         codes: tuple[str, ...] = (),
+        action: str = BUY_ACTION,
+        key: str | None = None,
+        status: int | None = None,
+        digest: str | None = None,
+        replayed: bool = False,
     ) -> None:
         claim = plan.claim
         seat_ids = claim.seat_ids if isinstance(claim, SeatClaim) else ()
@@ -178,13 +222,17 @@ class _Recorder:
             self.process,
             plan.buyer_id,
             time.monotonic_ns(),
-            "buy",
+            action,
             seat_ids,
             pool_id,
             claim.quantity,
             order_id,
             codes,
             error,
+            key,
+            status,
+            digest,
+            replayed,
         )
         with self._lock:
             self.operations.append(op)

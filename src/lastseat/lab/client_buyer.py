@@ -1,0 +1,191 @@
+"""A race buyer that buys over HTTP through the SDK (`lastseat.client`), as a real client would.
+
+One Idempotency-Key per purchase, reused by the SDK on every retry; a 202 (payment outcome not
+known yet) is followed by polling the order until it is final. With `resend_rate` > 0 a
+purchase is sent a second time with the same key once answered (a client or load balancer
+retrying a request whose answer it lost): the lab records both answers so the checker can
+verify that the replay is identical to the original.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lastseat.client import (
+    ConflictError,
+    HoldExpiredError,
+    InsufficientFundsError,
+    LastseatClient,
+    LastseatClientError,
+    NotFoundError,
+    OrderWaitTimeoutError,
+    OverloadedError,
+    PaymentDeclinedError,
+    ProblemError,
+    RequestInProgressError,
+    Result,
+    RetryPolicy,
+    UnavailableError,
+)
+from lastseat.domain.holds import Claim, SeatClaim
+from lastseat.lab.history import answer_digest
+from lastseat.service.auth import issue_token
+
+REQUEST_TIMEOUT_S = 30.0
+ORDER_WAIT_S = 15.0
+LAB_RETRY = RetryPolicy(max_attempts=6, base_delay_s=0.05, max_delay_s=1.0)
+
+# Answers after which nothing was sold and nothing is left charged: definite failures.
+_DEFINITE: dict[type[ProblemError], str] = {
+    UnavailableError: "unavailable",
+    InsufficientFundsError: "insufficient_funds",
+    PaymentDeclinedError: "payment_declined",
+    HoldExpiredError: "hold_expired",
+    ConflictError: "conflict",
+    OverloadedError: "busy",
+    NotFoundError: "not_found",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one request got: the outcome as the history records it, and the raw answer."""
+
+    kind: str  # ok | fail | info
+    idempotency_key: str
+    status: int | None  # None: no HTTP answer at all
+    digest: str | None
+    replayed: bool = False
+    order_id: str | None = None
+    codes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class ClientBuyer:
+    """Quick-buys through a fleet of servers with one SDK client per server (thread-safe)."""
+
+    def __init__(
+        self,
+        urls: tuple[str, ...],
+        token_secret: bytes,
+        *,
+        resend_rate: float = 0.0,
+        seed: int = 1,
+    ) -> None:
+        self.token_secret = token_secret
+        self.resend_rate = resend_rate
+        self._clients = [
+            LastseatClient(url, timeout_s=REQUEST_TIMEOUT_S, retry=LAB_RETRY) for url in urls
+        ]
+        self._random = random.Random(seed)
+        self._random_lock = threading.Lock()
+
+    def buy(self, index: int, buyer_id: str, claim: Claim, key: str) -> Answer:
+        """Buy on server `index mod N` with idempotency key `key`, following a 202 to the end."""
+        client = self._client(index, buyer_id)
+        answer = _answer(lambda: client.purchase(**_claim_args(claim), idempotency_key=key), key)
+        if answer.status == 202 and answer.order_id is not None:
+            return _settled(client, answer)
+        return answer
+
+    def should_resend(self) -> bool:
+        """Whether to send this purchase again with its key (the duplicate-request rate)."""
+        with self._random_lock:
+            return self._random.random() < self.resend_rate
+
+    def resend(self, index: int, buyer_id: str, claim: Claim, key: str) -> Answer:
+        """The same purchase again, with the same key, on the next server: no waiting."""
+        client = self._client(index + 1, buyer_id)
+        return _answer(lambda: client.purchase(**_claim_args(claim), idempotency_key=key), key)
+
+    def statistics(self) -> dict[str, int]:
+        """The SDK's counters over every client: requests, retries, replays seen, ..."""
+        totals: dict[str, int] = {}
+        for client in self._clients:
+            for name, value in vars_of(client.statistics()).items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
+
+    def close(self) -> None:
+        """Close every client's connections."""
+        for client in self._clients:
+            client.close()
+
+    def _client(self, index: int, buyer_id: str) -> LastseatClient:
+        token = issue_token(self.token_secret, buyer_id)
+        return self._clients[index % len(self._clients)].with_token(token)
+
+
+def vars_of(statistics: object) -> dict[str, int]:
+    """The integer counters of a statistics dataclass."""
+    fields = getattr(statistics, "__dataclass_fields__", {})
+    return {name: value for name in fields if isinstance(value := getattr(statistics, name), int)}
+
+
+def _claim_args(claim: Claim) -> dict[str, Any]:
+    if isinstance(claim, SeatClaim):
+        return {"event_id": claim.event_id, "seat_ids": list(claim.seat_ids)}
+    return {
+        "event_id": claim.event_id,
+        "pool": claim.pool_id.removeprefix(f"{claim.event_id}/"),
+        "quantity": claim.quantity,
+    }
+
+
+def _answer(call: Callable[[], Result], key: str) -> Answer:
+    try:
+        result = call()
+    except ProblemError as exc:
+        return _problem_answer(exc, key)
+    except LastseatClientError as exc:
+        return Answer("info", key, None, None, error=f"{type(exc).__name__}: {exc}")
+    return _result_answer(result, key)
+
+
+def _result_answer(result: Result, key: str) -> Answer:
+    digest = answer_digest(result.body)
+    if result.status == 202 or result.pending:
+        return Answer("info", key, result.status, digest, result.replayed, result.order_id)
+    tickets = result.body.get("tickets", [])
+    codes = tuple(t["code"] for t in tickets if isinstance(t, dict) and "code" in t)
+    return Answer("ok", key, result.status, digest, result.replayed, result.order_id, codes)
+
+
+def _problem_answer(exc: ProblemError, key: str) -> Answer:
+    digest = answer_digest(exc.problem)
+    for error_type, name in _DEFINITE.items():
+        if isinstance(exc, error_type):
+            return Answer("fail", key, exc.status, digest, error=name)
+    if isinstance(exc, RequestInProgressError):
+        return Answer("info", key, exc.status, digest, error="request_in_progress")
+    if exc.status >= 500:
+        return Answer("info", key, exc.status, digest, error=f"HTTP {exc.status}")
+    return Answer("fail", key, exc.status, digest, error=exc.type.rsplit("/", 1)[-1])
+
+
+def _settled(client: LastseatClient, pending: Answer) -> Answer:
+    """Poll a 202's order until it is final; still pending at the deadline stays `info`."""
+    assert pending.order_id is not None
+    try:
+        final = client.wait_for_order(pending.order_id, ORDER_WAIT_S)
+    except OrderWaitTimeoutError:
+        return pending
+    except LastseatClientError as exc:
+        return Answer(
+            "info", pending.idempotency_key, pending.status, pending.digest, error=str(exc)
+        )
+    status = final.order_status
+    if status == "confirmed":
+        tickets = final.body.get("tickets", [])
+        codes = tuple(t["code"] for t in tickets if isinstance(t, dict) and "code" in t)
+        return Answer(
+            "ok", pending.idempotency_key, 202, pending.digest, order_id=final.order_id, codes=codes
+        )
+    error = {"failed": "payment_declined", "expired": "hold_expired"}.get(status or "", status)
+    return Answer(
+        "fail", pending.idempotency_key, 202, pending.digest, order_id=final.order_id, error=error
+    )
