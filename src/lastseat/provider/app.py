@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
+import sqlite3
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -50,7 +52,10 @@ class RefundIn(BaseModel):
 
 
 class OutageIn(BaseModel):
-    """An outage window starting now; `for_ms: 0` ends the current one."""
+    """An outage window starting now; `for_ms: 0` ends a 503 outage.
+
+    A refuse window cannot be ended early: nothing, this API included, is reachable during it.
+    """
 
     model_config = ConfigDict(extra="forbid")
     mode: OutageMode
@@ -94,7 +99,7 @@ def _require_json(request: Request) -> None:
 JSON_BODY = [Depends(_require_json)]
 
 
-def _authorizer(api_key: str) -> Any:
+def _authorizer(api_key: str) -> Callable[[Request], None]:
     expected = f"Bearer {api_key}".encode()
 
     def require_key(request: Request) -> None:
@@ -138,7 +143,7 @@ class _Handlers:
         return JSONResponse(stored.body, stored.status_code, headers)
 
 
-def _payments_router(handlers: _Handlers) -> APIRouter:
+def _mutations_router(handlers: _Handlers) -> APIRouter:
     router = APIRouter(prefix="/v1")
     store, faults = handlers.store, handlers.faults
 
@@ -188,6 +193,12 @@ def _payments_router(handlers: _Handlers) -> APIRouter:
         )
         return await handlers.answer(stored, captured=False)
 
+    return router
+
+
+def _reads_router(store: ProviderStore) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
     @router.get("/payments/{payment_id}")
     async def get_payment(payment_id: str) -> dict[str, Any]:
         return await run_in_threadpool(_read, store, ledger.get_payment, payment_id)
@@ -212,16 +223,19 @@ def _payments_router(handlers: _Handlers) -> APIRouter:
     return router
 
 
-def _read(store: ProviderStore, reader: Any, argument: str) -> dict[str, Any]:
+Reader = Callable[[sqlite3.Connection, str], dict[str, Any]]
+Lister = Callable[[sqlite3.Connection, int, int], list[dict[str, Any]]]
+
+
+def _read(store: ProviderStore, reader: Reader, argument: str) -> dict[str, Any]:
     with store.read() as conn:
-        result: dict[str, Any] = reader(conn, argument)
-        return result
+        return reader(conn, argument)
 
 
-def _page(store: ProviderStore, lister: Any, after: int, limit: int) -> dict[str, Any]:
+def _page(store: ProviderStore, lister: Lister, after: int, limit: int) -> dict[str, Any]:
     with store.read() as conn:
         # One row more than asked tells whether another page follows.
-        rows: list[dict[str, Any]] = lister(conn, after, limit + 1)
+        rows = lister(conn, after, limit + 1)
     data = rows[:limit]
     return {
         "object": "list",
@@ -271,7 +285,8 @@ def create_app(settings: ProviderSettings, store: ProviderStore, faults: Faults)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     authorized = [Depends(_authorizer(settings.api_key))]
-    app.include_router(_payments_router(_Handlers(store, faults)), dependencies=authorized)
+    app.include_router(_mutations_router(_Handlers(store, faults)), dependencies=authorized)
+    app.include_router(_reads_router(store), dependencies=authorized)
     app.include_router(_faults_router(faults), dependencies=authorized)
 
     @app.get("/healthz")
