@@ -1,0 +1,62 @@
+"""The payments race: buyers over HTTP through 2 app servers that pay a real provider process
+with faults on, a share of purchases resent with the same Idempotency-Key, an outage window
+mid-race; then the reconciler, then the checker with the provider's own ledger.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lastseat.adapters.postgres.server import ThrowawayPostgres
+from lastseat.bootstrap import open_store
+from lastseat.lab.payments import PaymentFaults
+from lastseat.lab.runner import RaceConfig, run_race
+from lastseat.lab.scenarios import Scenario
+
+BUYERS = 240
+
+
+@pytest.mark.parametrize("outage", ["503", "refuse"])
+def test_a_rush_paid_through_a_faulty_provider_keeps_every_invariant(
+    pg_server: ThrowawayPostgres, tmp_path: Path, outage: str
+) -> None:
+    db = pg_server.create_database(f"payments_rush_{outage}")
+    faults = PaymentFaults(
+        decline_rate=0.05,
+        capture_timeout_rate=0.05,
+        slow_rate=0.02,
+        slow_ms=1_500,
+        outage_mode=outage,
+        outage_ms=1_000,
+        resend_rate=0.25,
+    )
+    config = RaceConfig(
+        Scenario("rush", BUYERS, seats=80, poor_fraction=0.0),
+        processes=3,
+        threads=8,
+        payment_delay_ms=0.0,
+        servers=2,
+        payments="external",
+        faults=faults,
+    )
+    result = run_race(config, "atomic", db, tmp_path / "history.jsonl")
+    payments = result.payments
+    assert payments is not None
+    # The faults happened: the provider counted them itself.
+    assert payments.faults["declined"] > 0
+    assert payments.faults["capture_then_timeout"] > 0
+    assert payments.faults.get("outage_503", 0) + payments.faults.get("refused_windows", 0) > 0
+    assert payments.pending_answers > 0  # some buyers heard "202, not known yet"
+    assert payments.resends > 0 and payments.replays > 0
+    assert payments.unsettled_left == 0
+    assert result.verdict_ok, result.violations
+    store = open_store(db, create=False)
+    try:
+        snapshot = store.snapshot()
+    finally:
+        store.close()
+    assert Counter(p.status for p in snapshot.payments)["captured"] == payments.captures
+    assert payments.captures == result.tickets_sold  # one seat per buyer in a rush
