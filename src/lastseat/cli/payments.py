@@ -6,6 +6,7 @@ of the machine cannot read it; `--api-key` is there for quick manual runs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -53,6 +54,11 @@ def payments() -> None:
 )
 @click.option("--outage-ms", type=MILLISECONDS, default=0.0)
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option(
+    "--exit-with-parent",
+    is_flag=True,
+    help="Stop when the process that started this one exits (throwaway providers).",
+)
 def serve(
     db: str,
     host: str,
@@ -69,6 +75,7 @@ def serve(
     outage_mode: str | None,
     outage_ms: float,
     access_log: bool,
+    exit_with_parent: bool,
 ) -> None:
     """Serve the provider's HTTP API (payments, refunds, /_faults) in one process."""
     # Imported here: the other commands need not pay for loading the web stack.
@@ -98,6 +105,7 @@ def serve(
             outage_mode=OutageMode(outage_mode) if outage_mode else None,
             outage_ms=outage_ms,
             access_log=access_log,
+            parent_pid=os.getppid() if exit_with_parent else None,
         ).validate()
         # Opened once here, so a bad --db fails as one line before the server starts.
         ProviderStore(db).close()

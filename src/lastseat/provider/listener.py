@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 
 import uvicorn
@@ -68,6 +69,14 @@ class ProviderServer(uvicorn.Server):
         if self.settings.outage_mode is OutageMode.REFUSE and self.settings.outage_ms > 0:
             self.faults.start_outage(OutageMode.REFUSE, self.settings.outage_ms)
             await self.refuse_for(self.settings.outage_ms / 1000)
+
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's 0.1 s tick: also stop once the process that started us is gone."""
+        parent = self.settings.parent_pid
+        if parent is not None and counter % 5 == 0 and os.getppid() != parent:
+            logger.warning("parent process %d is gone; stopping", parent)
+            return True
+        return await super().on_tick(counter)
 
     async def refuse_for(self, seconds: float) -> int:
         """Stop accepting connections for `seconds`; return how many connections were closed."""

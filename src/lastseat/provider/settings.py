@@ -25,6 +25,7 @@ class ProviderSettings:
     outage_ms: float = 0.0
     max_body_bytes: int = MAX_BODY_BYTES
     access_log: bool = False
+    parent_pid: int | None = None  # exit when this process is gone (throwaway providers)
 
     def validate(self) -> ProviderSettings:
         """Return self, or raise ValueError naming the first bad setting."""

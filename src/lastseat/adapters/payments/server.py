@@ -78,6 +78,11 @@ class ThrowawayProvider:
         return self._dir() / "provider.log"
 
     @property
+    def pid(self) -> int | None:
+        """The provider's process id while it runs (for SIGSTOP-style fault tests)."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """True while the process is alive."""
         return self._process is not None and self._process.poll() is None
@@ -164,6 +169,7 @@ class ThrowawayProvider:
             str(self.port),
             "--seed",
             str(self.seed),
+            "--exit-with-parent",  # a SIGKILLed test run leaves no provider behind
             *flags,
         ]
 
