@@ -1,5 +1,5 @@
 """The payments race: buyers over HTTP through 2 app servers that pay a real provider process
-with faults on, a share of purchases resent with the same Idempotency-Key, an outage window
+with faults on, a share of purchases resent with the same Idempotency-Key, a share cancelled (refunds), an outage window
 mid-race; then the reconciler, then the checker with the provider's own ledger.
 """
 
@@ -32,6 +32,7 @@ def test_a_rush_paid_through_a_faulty_provider_keeps_every_invariant(
         outage_mode=outage,
         outage_ms=1_000,
         resend_rate=0.25,
+        cancel_rate=0.1,
     )
     config = RaceConfig(
         Scenario("rush", BUYERS, seats=80, poor_fraction=0.0),
@@ -51,6 +52,8 @@ def test_a_rush_paid_through_a_faulty_provider_keeps_every_invariant(
     assert payments.faults.get("outage_503", 0) + payments.faults.get("refused_windows", 0) > 0
     assert payments.pending_answers > 0  # some buyers heard "202, not known yet"
     assert payments.resends > 0 and payments.replays > 0
+    assert payments.refunds > 0  # cancelled orders were refunded at the provider
+    assert payments.unknown_resolved == payments.unknown_outcomes
     assert payments.unsettled_left == 0
     assert result.verdict_ok, result.violations
     store = open_store(db, create=False)
@@ -58,5 +61,8 @@ def test_a_rush_paid_through_a_faulty_provider_keeps_every_invariant(
         snapshot = store.snapshot()
     finally:
         store.close()
-    assert Counter(p.status for p in snapshot.payments)["captured"] == payments.captures
-    assert payments.captures == result.tickets_sold  # one seat per buyer in a rush
+    statuses = Counter(p.status for p in snapshot.payments)
+    assert statuses["captured"] + statuses["refunded"] == payments.captures
+    assert statuses["refunded"] == payments.refunds
+    # One seat per buyer in a rush: every capture not refunded is one ticket.
+    assert payments.captures - payments.refunds == result.tickets_sold

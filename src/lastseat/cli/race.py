@@ -174,6 +174,12 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     help="Over HTTP: share of purchases sent again with the same Idempotency-Key.",
 )
 @click.option(
+    "--cancel-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    help="Over HTTP: share of bought orders the buyer cancels at once (refunds).",
+)
+@click.option(
     "--history",
     "history_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -210,6 +216,7 @@ def race(
     outage: str,
     outage_ms: float,
     resend_rate: float,
+    cancel_rate: float,
     history_path: Path | None,
     allow_unsafe: bool,
     as_json: bool,
@@ -240,11 +247,12 @@ def race(
         outage,
         outage_ms,
         resend_rate=resend_rate,
+        cancel_rate=cancel_rate,
     )
     if payments == "external" and not servers:
         servers = 2  # the provider is reached from app servers, buyers come over HTTP
-    if resend_rate and not servers:
-        raise ValidationError("--resend-rate needs buyers over HTTP (--servers N)")
+    if (resend_rate or cancel_rate) and not servers:
+        raise ValidationError("--resend-rate and --cancel-rate need buyers over HTTP (--servers N)")
     config = RaceConfig(
         chosen,
         processes,

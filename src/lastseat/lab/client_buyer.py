@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lastseat.client import (
@@ -74,10 +74,12 @@ class ClientBuyer:
         token_secret: bytes,
         *,
         resend_rate: float = 0.0,
+        cancel_rate: float = 0.0,
         seed: int = 1,
     ) -> None:
         self.token_secret = token_secret
         self.resend_rate = resend_rate
+        self.cancel_rate = cancel_rate
         self._clients = [
             LastseatClient(url, timeout_s=REQUEST_TIMEOUT_S, retry=LAB_RETRY) for url in urls
         ]
@@ -94,8 +96,21 @@ class ClientBuyer:
 
     def should_resend(self) -> bool:
         """Whether to send this purchase again with its key (the duplicate-request rate)."""
+        return self._roll(self.resend_rate)
+
+    def should_cancel(self) -> bool:
+        """Whether the buyer cancels the order just bought (the refund rate)."""
+        return self._roll(self.cancel_rate)
+
+    def cancel(self, index: int, buyer_id: str, order_id: str, key: str) -> Answer:
+        """Cancel an order (refund through the provider) with idempotency key `key`."""
+        client = self._client(index, buyer_id)
+        answer = _answer(lambda: client.cancel_order(order_id, idempotency_key=key), key)
+        return replace(answer, order_id=order_id, codes=())
+
+    def _roll(self, rate: float) -> bool:
         with self._random_lock:
-            return self._random.random() < self.resend_rate
+            return self._random.random() < rate
 
     def resend(self, index: int, buyer_id: str, claim: Claim, key: str) -> Answer:
         """The same purchase again, with the same key, on the next server: no waiting."""

@@ -116,8 +116,8 @@ class PaymentsSummary:
     refunds: int
     declined: int
     pending_answers: int  # purchases first answered 202 (outcome unknown)
-    unknown_outcomes: int  # purchases whose outcome the buyer never learned (info)
-    unknown_resolved: int  # ... whose order the reconciler brought to a final state
+    unknown_outcomes: int  # purchases answered 202 or not at all
+    unknown_resolved: int  # ... whose order is now final (the reconciler settled it)
     resends: int
     replays: int  # resends answered with Idempotent-Replayed: true
     reconciled: int  # payments the reconciler drove after the race
@@ -207,7 +207,12 @@ def _payments_summary(
 ) -> PaymentsSummary:
     final = {o.order_id for o in snapshot.orders if o.status != "pending_payment"}
     completions = [op for op in history if op.type != "invoke"]
-    unknown = [op for op in completions if op.type == "info" and op.action == BUY_ACTION]
+    # Unknown to the buyer when answered: a 202 (payment not settled yet), or no answer.
+    unknown = [
+        op
+        for op in completions
+        if op.action == BUY_ACTION and (op.type == "info" or op.status == 202)
+    ]
     resends = [op for op in completions if op.action == RESEND_ACTION]
     return PaymentsSummary(
         faults={k: v for k, v in settled.fault_counts.items() if v and k != "requests"},
@@ -248,6 +253,7 @@ def _race_processes(
     urls = fleet.urls if fleet else ()
     secret = fleet.token_secret if fleet else b""
     resend_rate = config.faults.resend_rate if fleet else 0.0
+    cancel_rate = config.faults.cancel_rate if fleet else 0.0
     # Direct buyers pause in-process; over HTTP the servers pause (LASTSEAT_PAYMENT_DELAY_MS).
     delay_ms = 0.0 if fleet else config.payment_delay_ms
     jobs = [
@@ -264,6 +270,7 @@ def _race_processes(
             secret,
             locks,
             resend_rate,
+            cancel_rate,
             config.seed,
         )
         for i in range(config.processes)

@@ -29,6 +29,7 @@ from lastseat.domain.errors import (
     UnavailableError,
 )
 from lastseat.domain.holds import SeatClaim
+from lastseat.lab.checker import REFUND_ACTION
 from lastseat.lab.client_buyer import Answer, ClientBuyer
 from lastseat.lab.history import BUY_ACTION, RESEND_ACTION, Operation, OpType, write_history
 from lastseat.lab.scenarios import BuyerPlan
@@ -63,6 +64,7 @@ class WorkerJob:
     token_secret: bytes = b""
     locks: LockServices = field(default_factory=LockServices)
     resend_rate: float = 0.0  # over HTTP: the share of purchases sent twice with one key
+    cancel_rate: float = 0.0  # over HTTP: the share of bought orders cancelled (refunded)
     seed: int = 1
 
 
@@ -84,7 +86,11 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
     services = build(store, strategy, allow_unsafe=True, pause=_pause_for(job), locks=job.locks)
     http = (
         ClientBuyer(
-            job.servers, job.token_secret, resend_rate=job.resend_rate, seed=job.seed + job.index
+            job.servers,
+            job.token_secret,
+            resend_rate=job.resend_rate,
+            cancel_rate=job.cancel_rate,
+            seed=job.seed + job.index,
         )
         if job.servers
         else None
@@ -167,15 +173,26 @@ class _Recorder:
         """One purchase over HTTP with a fresh Idempotency-Key; maybe sent again with it."""
         key = str(uuid.uuid4())
         started = time.monotonic_ns()
-        self._record(plan, BUY_ACTION, key, lambda: http.buy(index, plan.buyer_id, plan.claim, key))
+        bought = self._record(
+            plan, BUY_ACTION, key, lambda: http.buy(index, plan.buyer_id, plan.claim, key)
+        )
         with self._lock:
             self.latencies_ns.append(time.monotonic_ns() - started)
         if http.should_resend():
             self._record(
                 plan, RESEND_ACTION, key, lambda: http.resend(index, plan.buyer_id, plan.claim, key)
             )
+        order_id = bought.order_id
+        if bought.kind == "ok" and order_id is not None and http.should_cancel():
+            cancel_key = str(uuid.uuid4())
+            self._record(
+                plan,
+                REFUND_ACTION,
+                cancel_key,
+                lambda: http.cancel(index, plan.buyer_id, order_id, cancel_key),
+            )
 
-    def _record(self, plan: BuyerPlan, action: str, key: str, send: Callable[[], Answer]) -> None:
+    def _record(self, plan: BuyerPlan, action: str, key: str, send: Callable[[], Answer]) -> Answer:
         op_id = self._next_id()
         self._add("invoke", op_id, plan, action=action, key=key)
         answer = send()
@@ -192,6 +209,7 @@ class _Recorder:
             digest=answer.digest,
             replayed=answer.replayed,
         )
+        return answer
 
     def _next_id(self) -> str:
         with self._lock:
