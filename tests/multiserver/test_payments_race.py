@@ -1,6 +1,7 @@
 """The payments race: buyers over HTTP through 2 app servers that pay a real provider process
-with faults on, a share of purchases resent with the same Idempotency-Key, a share cancelled (refunds), an outage window
-mid-race; then the reconciler, then the checker with the provider's own ledger.
+with faults on, a share of purchases resent with the same Idempotency-Key, a share cancelled
+(refunds), an outage window mid-race; then the reconciler, then the checker with the
+provider's own ledger.
 """
 
 from __future__ import annotations
