@@ -130,3 +130,16 @@ def test_a_killed_and_restarted_provider_replays_the_same_payment(
     assert again == charge
     made = [p for p in admin_for(faulty_provider).payments() if p.idempotency_key == key]
     assert [(p.payment_id, p.captures) for p in made] == [(charge.payment_id, 1)]
+
+
+def test_an_outage_from_start_up_answers_503_while_reads_still_work(key: str) -> None:
+    with ThrowawayProvider(faults={"outage_mode": "503", "outage_ms": 60_000}) as provider:
+        adapter, admin = adapter_for(provider, attempts=2), admin_for(provider)
+
+        with pytest.raises(PaymentUnknownError):
+            adapter.charge(key, "buyer-1", TEN_EUROS)
+
+        assert admin.payments() == []
+        faults = admin.faults()
+        assert faults["outage"]["mode"] == "503"
+        assert faults["counters"]["outage_503"] == 2

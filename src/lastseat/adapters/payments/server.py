@@ -46,12 +46,15 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 class ThrowawayProvider:
     """One provider process in a temp dir; a context manager that removes it on exit.
 
-    `faults` are CLI fault flags without dashes, e.g. `{"decline_rate": 1.0, "hang_ms": 5000}`.
+    `faults` are `lastseat payments serve` flags without dashes, e.g. `{"decline_rate": 1.0,
+    "hang_ms": 5000, "outage_mode": "503", "outage_ms": 2000}`; True turns a switch on.
     """
 
-    def __init__(self, *, seed: int = 0, faults: Mapping[str, float | str] | None = None) -> None:
+    def __init__(
+        self, *, seed: int = 0, faults: Mapping[str, float | str | bool] | None = None
+    ) -> None:
         self.seed = seed
-        self.faults = dict(faults or {})
+        self.faults: dict[str, float | str | bool] = dict(faults or {})
         self.api_key = secrets.token_urlsafe(24)
         self.port = 0
         self._root: Path | None = None
@@ -154,7 +157,13 @@ class ThrowawayProvider:
         raise ProviderProcessError(f"the provider did not start: {self._log_tail()}")
 
     def _arguments(self) -> list[str]:
-        flags = [f"--{name.replace('_', '-')}={value}" for name, value in self.faults.items()]
+        flags = []
+        for name, value in self.faults.items():
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):
+                flags += [flag] if value else []  # an on/off switch, like --access-log
+            else:
+                flags.append(f"{flag}={value}")
         return [
             sys.executable,
             "-m",
