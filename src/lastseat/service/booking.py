@@ -206,16 +206,7 @@ class BookingService:
     def cancel_order(self, buyer_id: str, order_id: str) -> Order:
         """Refund a confirmed order: money back and inventory released, atomically."""
         with self.store.write() as tx:
-            order = tx.get_order(order_id)
-            if order is None or order.buyer_id != buyer_id:
-                raise NotFoundError(f"no order {order_id}")
-            refunded = order.to(OrderStatus.REFUNDED)
-            if not tx.move_order(order_id, OrderStatus.CONFIRMED, OrderStatus.REFUNDED):
-                raise InvalidTransitionError(f"order {order_id} changed while being cancelled")
-            tx.void_tickets(order_id)
-            hold = tx.get_hold(order.hold_id)
-            if hold is not None:
-                tx.release_inventory(hold, Stage.SOLD)
+            order = take_back(tx, buyer_id, order_id)
             tx.post_transfer(
                 Transfer(
                     new_id("trf"),
@@ -226,7 +217,7 @@ class BookingService:
                     order_id,
                 )
             )
-            return refunded
+            return order
 
     def expire_lapsed_holds(self, limit: int = 500) -> int:
         """The sweeper: expire up to `limit` lapsed holds; safe on many processes at once."""
@@ -271,6 +262,21 @@ class BookingService:
         if hold is None or hold.buyer_id != buyer_id:
             raise NotFoundError(f"no hold {hold_id}")
         return hold
+
+
+def take_back(tx: InventoryTx, buyer_id: str, order_id: str) -> Order:
+    """Cancel a confirmed order in `tx`: REFUNDED, tickets void, inventory free; the money is
+    the caller's to give back. Returns the order as refunded."""
+    order = tx.get_order(order_id)
+    if order is None or order.buyer_id != buyer_id:
+        raise NotFoundError(f"no order {order_id}")
+    refunded = order.to(OrderStatus.REFUNDED)
+    if not tx.move_order(order_id, OrderStatus.CONFIRMED, OrderStatus.REFUNDED):
+        raise InvalidTransitionError(f"order {order_id} changed while being cancelled")
+    tx.void_tickets(order_id)
+    if (hold := tx.get_hold(order.hold_id)) is not None:
+        tx.release_inventory(hold, Stage.SOLD)
+    return refunded
 
 
 def ids_for(fence: RequestFence | None) -> tuple[str, str]:

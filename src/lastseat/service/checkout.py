@@ -45,6 +45,7 @@ from lastseat.service.booking import (
     Purchase,
     ids_for,
     now_order,
+    take_back,
     tickets_for,
 )
 from lastseat.service.idempotency import RequestFence
@@ -156,15 +157,7 @@ class Checkout:
             return self.booking.cancel_order(buyer_id, order_id)
         now = self.clock.now()
         with self.store.write() as tx:
-            order = tx.get_order(order_id)
-            if order is None or order.buyer_id != buyer_id:
-                raise NotFoundError(f"no order {order_id}")
-            refunded = order.to(OrderStatus.REFUNDED)
-            if not tx.move_order(order_id, OrderStatus.CONFIRMED, OrderStatus.REFUNDED):
-                raise InvalidTransitionError(f"order {order_id} changed while being cancelled")
-            tx.void_tickets(order_id)
-            if (hold := tx.get_hold(order.hold_id)) is not None:
-                tx.release_inventory(hold, Stage.SOLD)
+            refunded = take_back(tx, buyer_id, order_id)
             if not tx.move_payment(
                 order_id, PaymentStatus.CAPTURED, PaymentStatus.REFUND_PENDING, now
             ):
