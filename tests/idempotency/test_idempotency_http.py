@@ -364,6 +364,45 @@ def test_a_key_held_by_a_killed_server_is_taken_over_after_its_lease_and_runs_on
         api.close()
 
 
+def _lease_until_us(dsn: str, key: str) -> int | None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT lease_until_us FROM idempotency_keys WHERE idempotency_key = %s", (key,)
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def test_a_live_request_outlasting_its_first_lease_keeps_its_key(
+    pg_server: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    db = pg_server.create_database("idem_lease_renewed")
+    env = server_env(db, LASTSEAT_PAYMENT_DELAY_MS="2500", LASTSEAT_IDEMPOTENCY_LEASE_MS="600")
+    with serving(db, tmp_path / "server.log", env=env) as server:
+        api = Api(server)
+        event_id = api.event()
+        _, headers = api.buyer()
+        claim = {"event_id": event_id, "pool": "standing"}
+        key = uid("key")
+        sent = keyed(headers, key)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(api.http.post, "/purchases", headers=sent, json=claim)
+            _wait_for(lambda: _lease_until_us(db, key) is not None)
+            first_lease_us = _lease_until_us(db, key)
+            assert first_lease_us is not None
+            # Past the first lease, and renewed by the live request meanwhile.
+            _wait_for(lambda: time.time() * 1_000_000 > first_lease_us + 200_000)
+            assert (_lease_until_us(db, key) or 0) > first_lease_us
+            assert_problem(
+                api.http.post("/purchases", headers=sent, json=claim), 409, "request-in-progress"
+            )
+            first = running.result(30)
+        assert first.status_code == 201
+        assert _record_attempt(db, key) == 1  # never taken over
+        assert_same_answer(api.http.post("/purchases", headers=sent, json=claim), first)
+        assert len(orders_of(api, headers)) == 1
+        api.close()
+
+
 def test_a_server_reaps_keys_older_than_the_retention(tmp_path: Path) -> None:
     db = str(tmp_path / "reap.db")
     store = open_store(db)

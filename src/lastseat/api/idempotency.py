@@ -188,7 +188,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         key = headers.get(HEADER)
-        if key is None or not _KEY.match(key):
+        if key is None or not _KEY.fullmatch(key):
             error = IdempotencyKeyMissingError(f"send an {HEADER} header of 1..255 printable ASCII")
             await problem_response(problem_for_error(error), str(error))(scope, receive, send)
             return
@@ -242,7 +242,8 @@ class IdempotencyMiddleware:
             replayed = _replaying(body, receive)
             failed = await self._run_leased(scope, replayed, captured, service, fence)
         except BaseException:  # cancelled: the client went away or the server stops
-            await _quietly(service.release, fence)
+            with anyio.CancelScope(shield=True):
+                await _quietly(service.release, fence)
             raise
         if failed is not None:
             await _quietly(service.release, fence)
@@ -279,8 +280,8 @@ class IdempotencyMiddleware:
         """Renew the lease while the route runs, so only a dead attempt is taken over."""
         while True:
             await anyio.sleep(self.lease_s / 3)
-            if not await _quietly(service.renew, fence):
-                return
+            if await _quietly(service.renew, fence) is False:
+                return  # taken over: our writes are fenced out from now on
 
     async def _reap_now_and_then(self, service: IdempotencyService) -> None:
         now = time.monotonic()
