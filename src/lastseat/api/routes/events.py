@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from lastseat.api.auth import require_admin
 from lastseat.api.body import require_json
 from lastseat.api.deps import CacheDep, ServicesDep
+from lastseat.api.idempotency import Fence
 from lastseat.api.present import event_out, seat_map_out
 from lastseat.api.problems import problem_responses
 from lastseat.api.schemas import EventCreated, EventIn, EventOut, IdPath, SeatMapOut
@@ -24,7 +25,7 @@ _READ_PROBLEMS = problem_responses(404, 422, 503)
     dependencies=[Depends(require_admin), Depends(require_json)],
     responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 503),
 )
-def create_event(body: EventIn, services: ServicesDep) -> EventCreated:
+def create_event(body: EventIn, services: ServicesDep, fence: Fence) -> EventCreated:
     """Put an event with its seat blocks and pools on sale."""
     made = build_event(
         body.event_id,
@@ -36,7 +37,7 @@ def create_event(body: EventIn, services: ServicesDep) -> EventCreated:
         ],
         [(p.name, p.capacity, Money(p.price_minor, body.currency)) for p in body.pools],
     )
-    services.catalog.create_event(made)
+    services.catalog.create_event(made, fence)
     return EventCreated(event_id=made.event_id, seats=len(made.seats), pools=len(made.pools))
 
 
