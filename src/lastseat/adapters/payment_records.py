@@ -8,8 +8,8 @@ serves both instead of two copies of the same SQL.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from lastseat.adapters.dialect import Dialect
 from lastseat.adapters.sqlite.records import from_us, to_us
 from lastseat.domain.money import Money
 from lastseat.domain.payments import UNSETTLED, Payment, PaymentStatus
@@ -20,15 +20,8 @@ _COLUMNS = (
 )
 
 
-class PaymentRecords:
-    """Mixin of a transaction with `self._conn` and a parameter mark `_MARK`."""
-
-    _MARK = "?"
-
-    def _run(self, sql: str, params: tuple[object, ...]) -> Any:
-        # The connection's type differs per driver; both cursors have rowcount and fetch*.
-        conn: Any = getattr(self, "_conn")  # noqa: B009 - set by the transaction class
-        return conn.execute(sql.replace("?", self._MARK), params)
+class PaymentRecords(Dialect):
+    """Mixin of both transactions: the payments table."""
 
     def insert_payment(self, payment: Payment, now: datetime) -> None:
         """Store an order's new payment row."""

@@ -36,10 +36,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
 from lastseat.adapters.postgres import money, records, sections
 from lastseat.adapters.postgres.errors import translated
-from lastseat.adapters.postgres.idempotency import PostgresIdempotencyRecords
 from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import ConflictError, FencedOutError
@@ -73,10 +73,12 @@ _SEAT_STATUS = (
 LOCK_WAIT_THRESHOLD_NS = 1_000_000
 
 
-class PostgresTx(PostgresIdempotencyRecords, PaymentRecords):
+class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
     """An open transaction on one pooled connection; the store commits or rolls it back."""
 
     _MARK = "%s"
+    _FOR_SHARE = " FOR SHARE"
+    _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, conn: Conn, stats: StrategyStatistics | None = None) -> None:
         self._conn = conn

@@ -11,9 +11,9 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
 from lastseat.adapters.sqlite import records
-from lastseat.adapters.sqlite.idempotency import SqliteIdempotencyRecords
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import (
     ConflictError,
@@ -45,7 +45,7 @@ def marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SqliteTx(SqliteIdempotencyRecords, PaymentRecords):
+class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
     """An open transaction on one connection; the store commits or rolls it back."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:

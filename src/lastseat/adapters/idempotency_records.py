@@ -1,12 +1,15 @@
-"""Idempotency-Key records in the postgres store.
+"""Idempotency-Key records, shared by the SQLite and PostgreSQL transactions.
 
-A fenced write reads the key's row FOR SHARE: a takeover's UPDATE of that row waits until the
-writing transaction ends, and a write that comes after the takeover committed sees the new
-attempt and is refused::
+A fenced write reads the key's row with the dialect's share lock: on PostgreSQL (FOR SHARE) a
+takeover's UPDATE of that row waits until the writing transaction ends, and a write that comes
+after the takeover committed sees the new attempt and is refused::
 
     A (attempt 1): SELECT attempt ... FOR SHARE -> 1, ok     B: UPDATE ... attempt = 2 ... waits
     A: INSERT order; COMMIT                                  B: (row free) attempt = 2, runs
     A': SELECT attempt ... FOR SHARE -> 2 != 1 -> FencedOutError
+
+SQLite has one writer at a time (BEGIN IMMEDIATE), so no takeover can slip in between a fence
+check and its commit there either: the takeover is a write too.
 """
 
 from __future__ import annotations
@@ -14,21 +17,19 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from lastseat.adapters.postgres.records import Conn
+from lastseat.adapters.dialect import Dialect
 from lastseat.adapters.sqlite.records import from_us, to_us
 from lastseat.domain.errors import FencedOutError
 from lastseat.service.idempotency import RequestFence, RequestKey, StoredRequest, StoredResponse
 
 
-class PostgresIdempotencyRecords:
-    """Mixin of the postgres transaction: the idempotency-key table."""
-
-    _conn: Conn
+class IdempotencyRecordsSql(Dialect):
+    """Mixin of both transactions: the idempotency-key table."""
 
     def check_request_fence(self, fence: RequestFence) -> None:
         """Refuse a dead attempt's late writes (see RequestFence)."""
-        row = self._conn.execute(
-            "SELECT attempt FROM idempotency_keys WHERE record_id = %s FOR SHARE",
+        row = self._run(
+            "SELECT attempt FROM idempotency_keys WHERE record_id = ?" + self._FOR_SHARE,
             (fence.record_id,),
         ).fetchone()
         if row is None or row[0] != fence.attempt:
@@ -45,11 +46,11 @@ class PostgresIdempotencyRecords:
         lease_until: datetime,
     ) -> bool:
         """Store a new running record (attempt 1); False if the key has one already."""
-        return (
-            self._conn.execute(
+        return bool(
+            self._run(
                 "INSERT INTO idempotency_keys (record_id, principal, method, path,"
                 " idempotency_key, fingerprint, attempt, lease_until_us, created_at_us)"
-                " VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s) ON CONFLICT DO NOTHING",
+                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     record_id,
                     key.principal,
@@ -66,10 +67,10 @@ class PostgresIdempotencyRecords:
 
     def find_request(self, key: RequestKey) -> StoredRequest | None:
         """The key's record, or None."""
-        row = self._conn.execute(
+        row = self._run(
             "SELECT record_id, fingerprint, attempt, lease_until_us, status, headers, body"
-            " FROM idempotency_keys WHERE principal = %s AND method = %s AND path = %s"
-            " AND idempotency_key = %s",
+            " FROM idempotency_keys WHERE principal = ? AND method = ? AND path = ?"
+            " AND idempotency_key = ?",
             (key.principal, key.method, key.path, key.key),
         ).fetchone()
         if row is None:
@@ -83,11 +84,11 @@ class PostgresIdempotencyRecords:
         self, record_id: str, seen_attempt: int, now: datetime, lease_until: datetime
     ) -> bool:
         """attempt + 1 and a new lease, if still unfinished at `seen_attempt`, lease over."""
-        return (
-            self._conn.execute(
-                "UPDATE idempotency_keys SET attempt = attempt + 1, lease_until_us = %s"
-                " WHERE record_id = %s AND attempt = %s AND status IS NULL"
-                " AND lease_until_us <= %s",
+        return bool(
+            self._run(
+                "UPDATE idempotency_keys SET attempt = attempt + 1, lease_until_us = ?"
+                " WHERE record_id = ? AND attempt = ? AND status IS NULL"
+                " AND lease_until_us <= ?",
                 (to_us(lease_until), record_id, seen_attempt, to_us(now)),
             ).rowcount
             == 1
@@ -95,43 +96,44 @@ class PostgresIdempotencyRecords:
 
     def renew_request(self, fence: RequestFence, lease_until: datetime) -> bool:
         """Extend a running record's lease if `fence` is still its attempt."""
-        return self._fenced_update("lease_until_us = %s", (to_us(lease_until),), fence)
+        return self._fenced_update("lease_until_us = ?", (to_us(lease_until),), fence)
 
     def finish_request(self, fence: RequestFence, response: StoredResponse, now: datetime) -> bool:
         """Store the answer if `fence` is still the record's attempt and it is unfinished."""
         return self._fenced_update(
-            "status = %s, headers = %s, body = %s, finished_at_us = %s",
+            "status = ?, headers = ?, body = ?, finished_at_us = ?",
             (response.status, json.dumps(response.headers), response.body, to_us(now)),
             fence,
         )
 
     def release_request(self, fence: RequestFence, now: datetime) -> bool:
         """End the lease now, so the next retry takes over, if `fence` still holds."""
-        return self._fenced_update("lease_until_us = %s", (to_us(now),), fence)
+        return self._fenced_update("lease_until_us = ?", (to_us(now),), fence)
 
     def reap_requests(self, created_before: datetime, limit: int) -> int:
         """Delete up to `limit` records made before `created_before`; return how many."""
-        return self._conn.execute(
-            "DELETE FROM idempotency_keys WHERE record_id IN (SELECT record_id"
-            " FROM idempotency_keys WHERE created_at_us < %s ORDER BY created_at_us LIMIT %s"
-            " FOR UPDATE SKIP LOCKED)",
-            (to_us(created_before), limit),
-        ).rowcount
+        return int(
+            self._run(
+                "DELETE FROM idempotency_keys WHERE record_id IN (SELECT record_id"
+                " FROM idempotency_keys WHERE created_at_us < ? ORDER BY created_at_us LIMIT ?"
+                + self._SKIP_LOCKED
+                + ")",
+                (to_us(created_before), limit),
+            ).rowcount
+        )
 
     def has_transfer(self, transfer_id: str) -> bool:
         """True if a transfer with this id was committed."""
-        row = self._conn.execute(
-            "SELECT 1 FROM transfers WHERE transfer_id = %s", (transfer_id,)
-        ).fetchone()
+        row = self._run("SELECT 1 FROM transfers WHERE transfer_id = ?", (transfer_id,)).fetchone()
         return row is not None
 
     def _fenced_update(
         self, assignments: str, values: tuple[object, ...], fence: RequestFence
     ) -> bool:
-        return (
-            self._conn.execute(
+        return bool(
+            self._run(
                 f"UPDATE idempotency_keys SET {assignments}"
-                " WHERE record_id = %s AND attempt = %s AND status IS NULL",
+                " WHERE record_id = ? AND attempt = ? AND status IS NULL",
                 (*values, fence.record_id, fence.attempt),
             ).rowcount
             == 1
