@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from api_helpers import ADMIN_KEY, Server, seat, uid
+from api_helpers import ADMIN_KEY, Api, Server, seat, uid
 
-from lastseat.client import IdempotencyKeyReusedError, LastseatClient, SeatBlock
+from lastseat.client import IdempotencyKeyReusedError, LastseatClient, SeatBlock, UnavailableError
 
 
 class LosesFirstAnswer(httpx.BaseTransport):
@@ -90,3 +90,22 @@ def test_the_same_key_replays_the_same_answer_and_a_different_body_is_refused(
     assert (again.status, again.body, again.idempotency_key) == (first.status, first.body, key)
     assert reused.value.attempts == 1
     assert reused.value.idempotency_key == key
+
+
+def test_a_refusal_answered_from_the_key_store_says_it_is_a_replay(
+    client_server: Server,
+) -> None:
+    api = Api(client_server)
+    event_id = api.event(rows=1, seats_per_row=1)
+    _, winner = api.buyer()
+    _, loser = api.buyer()
+    api.buy(winner, {"event_id": event_id, "seat_ids": [seat(event_id)]})
+    with LastseatClient(client_server.url, token=loser["Authorization"].split()[1]) as client:
+        errors = []
+        for _ in range(2):
+            with pytest.raises(UnavailableError) as refused:
+                client.purchase(event_id, seat_ids=[seat(event_id)], idempotency_key="same-key")
+            errors.append(refused.value)
+    assert [e.replayed for e in errors] == [False, True]
+    assert errors[0].problem == errors[1].problem
+    api.close()

@@ -154,7 +154,13 @@ def problem_error(
         attempts=attempts,
         idempotency_key=idempotency_key,
         retry_after_s=parse_retry_after(headers.get("Retry-After")),
+        replayed=is_replay(headers),
     )
+
+
+def is_replay(headers: httpx.Headers) -> bool:
+    """Whether the server answered from its Idempotency-Key store (Idempotent-Replayed)."""
+    return str(headers.get("Idempotent-Replayed", "")).strip().lower() == "true"
 
 
 class _Counters:
@@ -229,13 +235,15 @@ class Exchange:
                         idempotency_key=key,
                     )
                 )
-            replayed = headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+            replayed = is_replay(headers)
             if replayed:
                 self._retrier.count(replays=1)
             return Finish(
                 Result(status, body, replayed, key, self.attempts, headers.get("Location"))
             )
         error = problem_error(status, headers, content, attempts=self.attempts, idempotency_key=key)
+        if error.replayed:
+            self._retrier.count(replays=1)
         return self._after_failure(error, error.may_retry, error.retry_after_s)
 
     def on_transport_error(self, exc: httpx.TransportError) -> Step:

@@ -67,8 +67,11 @@ class ProblemError(LastseatClientError):
         idempotency_key: str | None = None,
         retry_after_s: float | None = None,
         budget_exhausted: bool = False,
+        replayed: bool = False,
     ) -> None:
         self.problem: dict[str, Any] = dict(problem)
+        # The answer came from the server's Idempotency-Key store: the first attempt's answer.
+        self.replayed = replayed
         self.status = status
         self.type = _text(problem.get("type"), "about:blank")
         self.title = _text(problem.get("title"), _phrase(status))

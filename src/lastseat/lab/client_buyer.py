@@ -174,7 +174,7 @@ def _problem_answer(exc: ProblemError, key: str) -> Answer:
     digest = answer_digest(exc.problem)
     for error_type, name in _DEFINITE.items():
         if isinstance(exc, error_type):
-            return Answer("fail", key, exc.status, digest, error=name)
+            return Answer("fail", key, exc.status, digest, exc.replayed, error=name)
     if isinstance(exc, RequestInProgressError):
         return Answer("info", key, exc.status, digest, error="request_in_progress")
     if exc.status >= 500:
