@@ -261,8 +261,9 @@ class IgnoresIsolation:
         stats: StrategyStatistics | None = None,
         *,
         isolation: Isolation = Isolation.READ_COMMITTED,
+        durable: bool = True,
     ) -> AbstractContextManager[InventoryTx]:
-        return self.inner.write(stats)
+        return self.inner.write(stats, durable=durable)
 
     def snapshot(self) -> Snapshot:
         return self.inner.snapshot()

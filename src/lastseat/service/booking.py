@@ -80,7 +80,7 @@ class BookingService:
         check_id("buyer id", buyer_id)
         now = self.clock.now()
         hold_id, order_id = ids_for(fence)
-        if fence is not None and (done := self.existing_purchase(buyer_id, order_id)):
+        if resumed(fence) and (done := self.existing_purchase(buyer_id, order_id)):
             return done
 
         def finish(tx: InventoryTx, claimed: Claim) -> Purchase:
@@ -113,7 +113,7 @@ class BookingService:
         now = self.clock.now()
         expires_at = expiry_for(now, ttl or self.hold_ttl)
         hold_id = ids_for(fence)[0]
-        if fence is not None:
+        if resumed(fence):
             with self.store.read() as tx:
                 earlier = tx.get_hold(hold_id)
             if earlier is not None and earlier.buyer_id == buyer_id:
@@ -146,7 +146,7 @@ class BookingService:
         """Pay for a hold; a lapsed hold is re-claimed if its inventory is still free."""
         now = self.clock.now()
         order_id = ids_for(fence)[1]
-        if fence is not None and (done := self.existing_purchase(buyer_id, order_id)):
+        if resumed(fence) and (done := self.existing_purchase(buyer_id, order_id)):
             return done
         with self.store.write() as tx:
             if fence is not None:
@@ -277,6 +277,12 @@ def take_back(tx: InventoryTx, buyer_id: str, order_id: str) -> Order:
     if (hold := tx.get_hold(order.hold_id)) is not None:
         tx.release_inventory(hold, Stage.SOLD)
     return refunded
+
+
+def resumed(fence: RequestFence | None) -> bool:
+    """Whether an earlier attempt of this request may have committed something: it was taken
+    over. A first attempt has nothing to find, so it skips the lookup."""
+    return fence is not None and fence.attempt > 1
 
 
 def ids_for(fence: RequestFence | None) -> tuple[str, str]:

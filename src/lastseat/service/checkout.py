@@ -45,6 +45,7 @@ from lastseat.service.booking import (
     Purchase,
     ids_for,
     now_order,
+    resumed,
     take_back,
     tickets_for,
 )
@@ -106,7 +107,7 @@ class Checkout:
             return self.booking.quick_buy(buyer_id, claim, fence)
         check_id("buyer id", buyer_id)
         hold_id, order_id = ids_for(fence)
-        if fence is not None and (done := self.booking.existing_purchase(buyer_id, order_id)):
+        if resumed(fence) and (done := self.booking.existing_purchase(buyer_id, order_id)):
             return self._resume(done)
         now = self.clock.now()
         expires_at = expiry_for(now, self.booking.hold_ttl)
@@ -126,7 +127,7 @@ class Checkout:
         if self.provider.transactional:
             return self.booking.pay_hold(buyer_id, hold_id, fence)
         order_id = ids_for(fence)[1]
-        if fence is not None and (done := self.booking.existing_purchase(buyer_id, order_id)):
+        if resumed(fence) and (done := self.booking.existing_purchase(buyer_id, order_id)):
             return self._resume(done)
         now = self.clock.now()
         with self.store.write() as tx:

@@ -204,7 +204,9 @@ class IdempotencyService:
         for _ in range(_BEGIN_ROUNDS):
             now = self.clock.now()
             record_id = new_id("idem")
-            with self.store.write() as tx:
+            # Not durable: if a crash loses this record, nothing done under it was committed
+            # either - the request's own (durable) commit would have flushed it first.
+            with self.store.write(durable=False) as tx:
                 if tx.insert_request(record_id, key, request_fingerprint, now, now + self.lease):
                     return Started(RequestFence(record_id, 1))
                 stored = tx.find_request(key)
@@ -230,17 +232,18 @@ class IdempotencyService:
 
     def release(self, fence: RequestFence) -> bool:
         """Keep the key retryable: the next request with it takes over and runs again."""
-        with self.store.write() as tx:
+        # Not durable: lost in a crash, the lease simply runs out later.
+        with self.store.write(durable=False) as tx:
             return tx.release_request(fence, self.clock.now())
 
     def renew(self, fence: RequestFence) -> bool:
         """Extend a live request's lease; False if it was lost to a takeover."""
-        with self.store.write() as tx:
+        with self.store.write(durable=False) as tx:
             return tx.renew_request(fence, self.clock.now() + self.lease)
 
     def reap(self, limit: int = REAP_BATCH) -> int:
         """Delete up to `limit` records older than the retention; return how many."""
-        with self.store.write() as tx:
+        with self.store.write(durable=False) as tx:
             return tx.reap_requests(self.clock.now() - self.retention, limit)
 
 

@@ -197,7 +197,13 @@ class Store(Protocol):
         stats: StrategyStatistics | None = None,
         *,
         isolation: Isolation = Isolation.READ_COMMITTED,
-    ) -> AbstractContextManager[InventoryTx]: ...
+        durable: bool = True,
+    ) -> AbstractContextManager[InventoryTx]:
+        """A write transaction. `durable=False` lets its COMMIT return before its WAL is
+        flushed, where the store can (PostgreSQL `synchronous_commit = off`): only for writes
+        whose loss in a crash is harmless, or that a later durable commit flushes anyway."""
+        ...
+
     def snapshot(self) -> Snapshot: ...
     def close(self) -> None: ...
 

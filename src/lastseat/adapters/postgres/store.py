@@ -34,6 +34,7 @@ from lastseat.service.statistics import StrategyStatistics
 SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 _BEGIN_WRITE = {level: f"BEGIN ISOLATION LEVEL {level.value.upper()}" for level in Isolation}
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_NOT_DURABLE = "; SET LOCAL synchronous_commit TO OFF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,12 @@ class PostgresStore:
         stats: StrategyStatistics | None = None,
         *,
         isolation: Isolation = Isolation.READ_COMMITTED,
+        durable: bool = True,
     ) -> Iterator[InventoryTx]:
         """A write transaction (READ COMMITTED unless asked); commits only if the block succeeds.
+
+        `durable=False` commits with `synchronous_commit = off`: COMMIT returns before the WAL
+        flush. WAL is one sequence, so any later durable commit flushes it too.
 
         At SERIALIZABLE (or REPEATABLE READ) PostgreSQL may abort it, at any statement or at
         COMMIT, with SerializationError: then nothing of it was kept and it may be run again.
@@ -108,7 +113,8 @@ class PostgresStore:
         stats = stats or StrategyStatistics()
         tx: PostgresTx | None = None
         try:
-            with self._transaction(_BEGIN_WRITE[isolation]) as conn:
+            begin = _BEGIN_WRITE[isolation] + ("" if durable else _NOT_DURABLE)
+            with self._transaction(begin) as conn:
                 tx = PostgresTx(conn, stats)
                 yield tx
         finally:

@@ -92,11 +92,13 @@ class SqliteStore:
         stats: StrategyStatistics | None = None,
         *,
         isolation: Isolation = Isolation.READ_COMMITTED,
+        durable: bool = True,
     ) -> Iterator[InventoryTx]:
         """A write transaction holding the database lock; commits only if the block succeeds.
 
         `isolation` is accepted and ignored: one writer at a time under BEGIN IMMEDIATE is
-        already serializable, whatever level is asked for.
+        already serializable, whatever level is asked for. So is `durable`: the connection's
+        `synchronous` mode decides for every commit.
         """
         stats = stats or StrategyStatistics()
         conn = self._connection()
