@@ -47,7 +47,7 @@ def is_admin_key(settings: Settings, token: str) -> bool:
     return hmac.compare_digest(token.encode(), settings.admin_key.encode())
 
 
-def require_admin(
+async def require_admin(
     request: Request, credentials: Annotated[Credentials, Depends(admin_scheme)]
 ) -> None:
     """Let only the admin key through."""
@@ -61,7 +61,7 @@ def require_admin(
     raise _unauthorized("invalid admin key")
 
 
-def current_buyer(
+async def current_buyer(
     request: Request, credentials: Annotated[Credentials, Depends(buyer_scheme)]
 ) -> str:
     """The buyer whose token authorised the request."""

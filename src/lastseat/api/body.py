@@ -43,7 +43,7 @@ class BodyLimitMiddleware:
         await self.app(scope, counted, send)
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Refuse a body route's request unless its Content-Type is JSON (415)."""
     header = request.headers.get("content-type")
     if header is not None:

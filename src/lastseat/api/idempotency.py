@@ -79,7 +79,7 @@ logger = logging.getLogger("lastseat.api")
 T = TypeVar("T")
 
 
-def request_fence(request: Request) -> RequestFence | None:
+async def request_fence(request: Request) -> RequestFence | None:
     """The fence of the Idempotency-Key record this request runs under (None outside one)."""
     found = request.scope.get(FENCE_SCOPE_KEY)
     return found if isinstance(found, RequestFence) else None
