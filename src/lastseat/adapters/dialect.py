@@ -13,9 +13,11 @@ class Dialect:
     """Base of the shared record mixins; SQLite values (PostgresTx overrides them)."""
 
     _MARK = "?"
-    # Row locks: a fenced write reads the key row FOR SHARE so a takeover waits for it;
-    # a reaper skips rows another reaper holds. SQLite has one writer: no clauses needed.
+    # Row locks: a fenced write reads the key row FOR KEY SHARE and a takeover locks it FOR
+    # UPDATE, so the takeover waits for the write; a reaper skips rows another reaper holds.
+    # SQLite has one writer at a time: no clauses needed.
     _FOR_SHARE = ""
+    _FOR_UPDATE = ""
     _SKIP_LOCKED = ""
 
     def _run(self, sql: str, params: tuple[object, ...]) -> Any:

@@ -1,12 +1,15 @@
 """Idempotency-Key records, shared by the SQLite and PostgreSQL transactions.
 
-A fenced write reads the key's row with the dialect's share lock: on PostgreSQL (FOR SHARE) a
-takeover's UPDATE of that row waits until the writing transaction ends, and a write that comes
-after the takeover committed sees the new attempt and is refused::
+A fenced write reads the key's row with the dialect's share lock: on PostgreSQL (FOR KEY SHARE)
+a takeover, which locks the row FOR UPDATE first, waits until the writing transaction ends,
+and a write that comes after the takeover committed sees the new attempt and is refused::
 
-    A (attempt 1): SELECT attempt ... FOR SHARE -> 1, ok     B: UPDATE ... attempt = 2 ... waits
+    A (attempt 1): SELECT attempt ... FOR KEY SHARE -> 1     B: SELECT ... FOR UPDATE ... waits
     A: INSERT order; COMMIT                                  B: (row free) attempt = 2, runs
-    A': SELECT attempt ... FOR SHARE -> 2 != 1 -> FencedOutError
+    A': SELECT attempt ... FOR KEY SHARE -> 2 != 1 -> FencedOutError
+
+FOR KEY SHARE rather than FOR SHARE: the live request's own lease renewals (an UPDATE of a
+non-key column) must not wait for its writing transaction, which may run long.
 
 SQLite has one writer at a time (BEGIN IMMEDIATE), so no takeover can slip in between a fence
 check and its commit there either: the takeover is a write too.
@@ -84,6 +87,11 @@ class IdempotencyRecordsSql(Dialect):
         self, record_id: str, seen_attempt: int, now: datetime, lease_until: datetime
     ) -> bool:
         """attempt + 1 and a new lease, if still unfinished at `seen_attempt`, lease over."""
+        # Lock the row outright first: this waits for any write still running under the old
+        # attempt (it holds the row with _FOR_SHARE), which a plain UPDATE would not.
+        self._run(
+            "SELECT 1 FROM idempotency_keys WHERE record_id = ?" + self._FOR_UPDATE, (record_id,)
+        )
         return bool(
             self._run(
                 "UPDATE idempotency_keys SET attempt = attempt + 1, lease_until_us = ?"

@@ -40,6 +40,7 @@ from lastseat.domain.ledger import (
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket, new_id, new_ticket_code
+from lastseat.service.fenced import fenced
 from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import Availability, ClaimStrategy, InventoryTx, Stage, Store
 
@@ -84,14 +85,12 @@ class BookingService:
             return done
 
         def finish(tx: InventoryTx, claimed: Claim) -> Purchase:
-            if fence is not None:
-                tx.check_request_fence(fence)
             hold = Hold(hold_id, buyer_id, claimed, HoldStatus.CONVERTED, now, now)
             tx.insert_hold(hold)
             order = now_order(hold, tx.price_of(claimed), now, order_id)
             return _charge_and_confirm(tx, hold, order)
 
-        return self.claim_with(claim, Stage.SOLD, hold_id, now, finish)
+        return self.claim_with(claim, Stage.SOLD, hold_id, now, finish, fence)
 
     def existing_purchase(self, buyer_id: str, order_id: str) -> Purchase | None:
         """The buyer's order `order_id` with its tickets, if it exists."""
@@ -120,12 +119,10 @@ class BookingService:
                 return earlier  # an earlier attempt of this request placed it
 
         def finish(tx: InventoryTx, claimed: Claim) -> Hold:
-            if fence is not None:
-                tx.check_request_fence(fence)
             hold = Hold(hold_id, buyer_id, claimed, HoldStatus.ACTIVE, now, expires_at)
             return replace(hold, fence=tx.insert_hold(hold))
 
-        return self.claim_with(claim, Stage.HELD, hold_id, now, finish)
+        return self.claim_with(claim, Stage.HELD, hold_id, now, finish, fence)
 
     def claim_with(
         self,
@@ -134,13 +131,14 @@ class BookingService:
         hold_id: str,
         now: datetime,
         finish: Callable[[InventoryTx, Claim], T],
+        fence: RequestFence | None = None,
     ) -> T:
-        """Run the strategy for any claim; `finish` learns which seats a section claim got."""
+        """Run the strategy for any claim; `finish` learns which seats a section claim got.
+        Under a request fence every transaction of the claim checks it first."""
+        store = fenced(self.store, fence)
         if isinstance(claim, SectionClaim):
-            return self.strategy.claim_section(self.store, claim, stage, hold_id, now, finish)
-        return self.strategy.claim(
-            self.store, claim, stage, hold_id, now, lambda tx: finish(tx, claim)
-        )
+            return self.strategy.claim_section(store, claim, stage, hold_id, now, finish)
+        return self.strategy.claim(store, claim, stage, hold_id, now, lambda tx: finish(tx, claim))
 
     def pay_hold(self, buyer_id: str, hold_id: str, fence: RequestFence | None = None) -> Purchase:
         """Pay for a hold; a lapsed hold is re-claimed if its inventory is still free."""
@@ -170,8 +168,6 @@ class BookingService:
         """Pay an expired hold by claiming its inventory again under the same hold id."""
 
         def finish(tx: InventoryTx) -> Purchase:
-            if fence is not None:
-                tx.check_request_fence(fence)
             # The status change elects one payer: paying the same expired hold twice (even at
             # the same moment) charges once.
             if not tx.move_hold(hold.hold_id, HoldStatus.EXPIRED, HoldStatus.CONVERTED):
@@ -181,7 +177,7 @@ class BookingService:
 
         try:
             return self.strategy.claim(
-                self.store, hold.claim, Stage.SOLD, hold.hold_id, now, finish
+                fenced(self.store, fence), hold.claim, Stage.SOLD, hold.hold_id, now, finish
             )
         except UnavailableError as exc:
             raise HoldExpiredError(

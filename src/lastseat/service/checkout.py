@@ -113,13 +113,11 @@ class Checkout:
         expires_at = expiry_for(now, self.booking.hold_ttl)
 
         def finish(tx: InventoryTx, claimed: Claim) -> Order:
-            if fence is not None:
-                tx.check_request_fence(fence)
             hold = Hold(hold_id, buyer_id, claimed, HoldStatus.ACTIVE, now, expires_at)
             hold = replace(hold, fence=tx.insert_hold(hold))
             return self._open_order(tx, hold, order_id, now)
 
-        order = self.booking.claim_with(claim, Stage.HELD, hold_id, now, finish)
+        order = self.booking.claim_with(claim, Stage.HELD, hold_id, now, finish, fence)
         return self._drive(order.order_id)
 
     def pay_hold(self, buyer_id: str, hold_id: str, fence: RequestFence | None = None) -> Purchase:

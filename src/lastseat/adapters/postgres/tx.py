@@ -77,7 +77,8 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
     """An open transaction on one pooled connection; the store commits or rolls it back."""
 
     _MARK = "%s"
-    _FOR_SHARE = " FOR SHARE"
+    _FOR_SHARE = " FOR KEY SHARE"
+    _FOR_UPDATE = " FOR UPDATE"
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, conn: Conn, stats: StrategyStatistics | None = None) -> None:
