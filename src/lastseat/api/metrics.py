@@ -31,6 +31,17 @@ _STRATEGY_COUNTERS = {
     "lock_waits": ("lastseat_strategy_lock_waits", 1.0),
     "lock_wait_ns": ("lastseat_strategy_lock_wait_seconds", 1e-9),
     "lock_held_ns": ("lastseat_strategy_lock_held_seconds", 1e-9),
+    "fenced_out": ("lastseat_strategy_fenced_out", 1.0),
+}
+# Checkout counter -> help text; exported as lastseat_payments_<name>_total{provider}.
+_PAYMENT_COUNTERS = {
+    "charges": "Charges sent to the payment provider (a retried key counts again)",
+    "captured": "Charges the provider answered captured",
+    "declined": "Charges the provider declined",
+    "unknown": "Charges whose outcome stayed unknown (answered 202, left to the reconciler)",
+    "refunds": "Refunds sent to the payment provider",
+    "refunded": "Refunds the provider confirmed",
+    "reconciled": "Unsettled payments a reconciler took over and drove",
 }
 
 
@@ -69,7 +80,12 @@ class Metrics:
             )
             for field, (name, _) in _STRATEGY_COUNTERS.items()
         }
+        self._payments = {
+            field: Counter(f"lastseat_payments_{field}", text, ["provider"], registry=self.registry)
+            for field, text in _PAYMENT_COUNTERS.items()
+        }
         self._seen: dict[str, int] = {}
+        self._seen_payments: dict[str, int] = {}
         self._mutex = threading.Lock()
 
     def observe_request(self, route: str, method: str, status: int, elapsed_s: float) -> None:
@@ -95,6 +111,15 @@ class Metrics:
                 if grown > 0:
                     self._strategy[field].labels(self.strategy).inc(grown * scale)
             self._seen = now
+
+    def sync_payments(self, provider: str, counts: dict[str, int]) -> None:
+        """Add what the checkout's counters grew by since the last call."""
+        with self._mutex:
+            for field in _PAYMENT_COUNTERS:
+                grown = counts.get(field, 0) - self._seen_payments.get(field, 0)
+                if grown > 0:
+                    self._payments[field].labels(provider).inc(grown)
+            self._seen_payments = dict(counts)
 
     def render(self) -> bytes:
         """The Prometheus text exposition: of every worker in multiprocess mode."""

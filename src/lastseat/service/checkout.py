@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -69,6 +70,26 @@ class _SettledElsewhereError(Exception):
     """Another driver settled this payment first; roll back and read what it did."""
 
 
+class CheckoutStatistics:
+    """What this process's checkout saw of its provider, counted since it started."""
+
+    FIELDS = ("charges", "captured", "declined", "unknown", "refunds", "refunded", "reconciled")
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(self.FIELDS, 0)
+        self._lock = threading.Lock()
+
+    def add(self, field: str) -> None:
+        """Count one more `field`."""
+        with self._lock:
+            self._counts[field] += 1
+
+    def as_dict(self) -> dict[str, int]:
+        """A copy of the counters."""
+        with self._lock:
+            return dict(self._counts)
+
+
 @dataclass(frozen=True, slots=True)
 class ReconcileReport:
     """What one reconciler pass did."""
@@ -96,6 +117,11 @@ class Checkout:
         self.clock = booking.clock
         self.payment_lease = payment_lease
         self.retry_delay = retry_delay
+        self._stats = CheckoutStatistics()
+
+    def statistics(self) -> dict[str, int]:
+        """Charges, captures, declines, unknown outcomes, refunds and reconciled payments."""
+        return self._stats.as_dict()
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -177,6 +203,7 @@ class Checkout:
                 leased = tx.lease_payment(order_id, now, now + self.payment_lease)
             if not leased:
                 continue
+            self._stats.add("reconciled")
             report = _count(report, self._drive_quietly(order_id))
         return report
 
@@ -215,14 +242,17 @@ class Checkout:
         if payment is None:
             raise NotFoundError(f"order {order_id} has no payment")
         if payment.status is PaymentStatus.PENDING:
+            self._stats.add("charges")
             try:
                 charge = self.provider.charge(
                     payment.payment_key, self._buyer_of(order_id), payment.amount
                 )
             except (PaymentUnknownError, PaymentProviderError) as exc:
                 logger.warning("payment of order %s unknown: %s", order_id, exc)
+                self._stats.add("unknown")
                 self._hand_over(order_id)
                 return self._purchase(order_id)
+            self._stats.add("declined" if charge.status is ChargeStatus.DECLINED else "captured")
             self._settle(order_id, charge)
         elif payment.status is PaymentStatus.REFUND_PENDING:
             self._refund(order_id)
@@ -315,8 +345,10 @@ class Checkout:
         if payment is None or payment.status is not PaymentStatus.REFUND_PENDING:
             return
         assert payment.payment_id is not None  # the schema guarantees it past `pending`
+        self._stats.add("refunds")
         try:
             self.provider.refund(refund_key_for(order_id), payment.payment_id, payment.amount)
+            self._stats.add("refunded")
         except (PaymentUnknownError, PaymentProviderError) as exc:
             logger.warning("refund of order %s unknown: %s", order_id, exc)
             self._hand_over(order_id)

@@ -33,6 +33,8 @@ def ready(services: ServicesDep) -> Health:
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
 def metrics(metrics: MetricsDep, services: ServicesDep) -> Response:
-    """Prometheus text: requests, latency, and per strategy purchases and contention."""
+    """Prometheus text: requests, latency, per strategy purchases and contention, and what the
+    payment provider answered."""
     metrics.sync_strategy(services.booking.strategy.statistics())
+    metrics.sync_payments(services.checkout.provider.name, services.checkout.statistics())
     return Response(metrics.render(), media_type=CONTENT_TYPE)
