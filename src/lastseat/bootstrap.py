@@ -18,6 +18,7 @@ from lastseat.concurrency.registry import make_strategy
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.clock import Clock
 from lastseat.domain.errors import ValidationError
+from lastseat.domain.holds import DEFAULT_HOLD_TTL
 from lastseat.service.booking import BookingService
 from lastseat.service.catalog import CatalogService
 from lastseat.service.checkout import Checkout
@@ -210,6 +211,7 @@ def build(
     clock: Clock | None = None,
     locks: LockServices | None = None,
     payments: PaymentSettings | None = None,
+    hold_ttl: timedelta = DEFAULT_HOLD_TTL,
 ) -> Services:
     """Services over `store`, selling with the named strategy, paid as `payments` says."""
     chosen = make_strategy(
@@ -219,7 +221,7 @@ def build(
         retry=retry,
         locks=open_locks(strategy, locks),
     )
-    booking = BookingService(store, chosen, clock)
+    booking = BookingService(store, chosen, clock, hold_ttl)
     lease = timedelta(milliseconds=(payments or PaymentSettings()).payment_lease_ms)
     checkout = Checkout(booking, open_provider(store, payments), payment_lease=lease)
     return Services(store, booking, WalletService(store), CatalogService(store), checkout)

@@ -67,3 +67,29 @@ def test_a_rush_paid_through_a_faulty_provider_keeps_every_invariant(
     assert statuses["refunded"] == payments.refunds
     # One seat per buyer in a rush: every capture not refunded is one ticket.
     assert payments.captures - payments.refunds == result.tickets_sold
+
+
+def test_payments_outliving_their_one_second_holds_are_reclaimed_or_refunded(
+    pg_server: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    db = pg_server.create_database("payments_lapsed_holds")
+    config = RaceConfig(
+        Scenario("rush", 600, seats=30, poor_fraction=0.0),
+        processes=2,
+        threads=4,
+        payment_delay_ms=0.0,
+        servers=2,
+        payments="external",
+        # A capture whose answer hangs makes the server retry after 1 s: by then its hold
+        # has lapsed, and another buyer may have taken the seat.
+        faults=PaymentFaults(capture_timeout_rate=0.3, hold_ttl_s=1),
+    )
+    result = run_race(config, "atomic", db, tmp_path / "history.jsonl")
+    payments = result.payments
+    assert payments is not None
+    assert payments.faults["capture_then_timeout"] > 0
+    assert result.tickets_sold == 30
+    # Every capture is a ticket, or was refunded because its seat went to someone else.
+    assert payments.captures - payments.refunds == result.tickets_sold
+    assert payments.unsettled_left == 0
+    assert result.verdict_ok, result.violations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -50,6 +51,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 pause=settings.pause(),
                 locks=settings.locks,
                 payments=settings.payments,
+                hold_ttl=timedelta(seconds=settings.hold_ttl_s),
             )
             app.state.services = services
             with background_reconciler(services.checkout, settings.reconcile_interval_ms):

@@ -30,6 +30,9 @@ MIN_IDEMPOTENCY_LEASE_MS, MAX_IDEMPOTENCY_LEASE_MS = 100, 3_600_000
 DEFAULT_IDEMPOTENCY_RETENTION_S = 24 * 3600
 MIN_IDEMPOTENCY_RETENTION_S = 60
 RECONCILE_INTERVAL_ENV = "LASTSEAT_RECONCILE_INTERVAL_MS"
+HOLD_TTL_ENV = "LASTSEAT_HOLD_TTL_S"
+DEFAULT_HOLD_TTL_S = 600
+MAX_HOLD_TTL_S = 86_400
 DEFAULT_RECONCILE_INTERVAL_MS = 2_000
 MAX_RECONCILE_INTERVAL_MS = 3_600_000
 DEFAULT_CACHE_TTL_MS = 500
@@ -56,6 +59,9 @@ class Settings:
     payments: PaymentSettings = field(default_factory=PaymentSettings)
     # How often this server's reconciler drives unknown external payments (0: never).
     reconcile_interval_ms: int = DEFAULT_RECONCILE_INTERVAL_MS
+    # How long a hold lasts unless a request asks otherwise (quick buys through an external
+    # provider hold their inventory this long while the payment runs).
+    hold_ttl_s: int = DEFAULT_HOLD_TTL_S
 
     def validate(self) -> Settings:
         """This object, if every value is usable; else ValidationError (or UnsafeStrategyError)."""
@@ -80,6 +86,8 @@ class Settings:
             raise ValidationError(
                 f"{RECONCILE_INTERVAL_ENV} must be 0..{MAX_RECONCILE_INTERVAL_MS}"
             )
+        if not 1 <= self.hold_ttl_s <= MAX_HOLD_TTL_S:
+            raise ValidationError(f"{HOLD_TTL_ENV} must be 1..{MAX_HOLD_TTL_S}")
         self.payments.validated()
         if self.strategy not in LOCK_SERVICE_NAMES:  # those are checked when they connect
             make_strategy(self.strategy, allow_unsafe=self.allow_unsafe)
@@ -114,6 +122,7 @@ class Settings:
             reconcile_interval_ms=_whole(
                 environ, RECONCILE_INTERVAL_ENV, DEFAULT_RECONCILE_INTERVAL_MS
             ),
+            hold_ttl_s=_whole(environ, HOLD_TTL_ENV, DEFAULT_HOLD_TTL_S),
         ).validate()
 
     def pause(self) -> Pause:
@@ -140,6 +149,7 @@ class Settings:
             IDEMPOTENCY_LEASE_ENV: str(self.idempotency_lease_ms),
             IDEMPOTENCY_RETENTION_ENV: str(self.idempotency_retention_s),
             RECONCILE_INTERVAL_ENV: str(self.reconcile_interval_ms),
+            HOLD_TTL_ENV: str(self.hold_ttl_s),
             **self.locks.as_env(),
             **self.payments.as_env(),
         }

@@ -174,6 +174,13 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     help="Over HTTP: share of purchases sent again with the same Idempotency-Key.",
 )
 @click.option(
+    "--hold-ttl-s",
+    type=click.IntRange(0, 86_400),
+    default=0,
+    help="Over HTTP: the servers' hold TTL (0: their default, 10 min); a short one makes slow "
+    "payments outlive their holds (re-claim or automatic refund).",
+)
+@click.option(
     "--cancel-rate",
     type=click.FloatRange(0.0, 1.0),
     default=0.0,
@@ -217,6 +224,7 @@ def race(
     outage_ms: float,
     resend_rate: float,
     cancel_rate: float,
+    hold_ttl_s: int,
     history_path: Path | None,
     allow_unsafe: bool,
     as_json: bool,
@@ -248,6 +256,7 @@ def race(
         outage_ms,
         resend_rate=resend_rate,
         cancel_rate=cancel_rate,
+        hold_ttl_s=hold_ttl_s,
     )
     if payments == "external" and not servers:
         servers = 2  # the provider is reached from app servers, buyers come over HTTP

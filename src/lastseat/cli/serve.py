@@ -20,12 +20,15 @@ import click
 from lastseat.api.settings import (
     ADMIN_KEY_ENV,
     DEFAULT_CACHE_TTL_MS,
+    DEFAULT_HOLD_TTL_S,
     DEFAULT_IDEMPOTENCY_LEASE_MS,
     DEFAULT_IDEMPOTENCY_RETENTION_S,
     DEFAULT_RECONCILE_INTERVAL_MS,
+    HOLD_TTL_ENV,
     IDEMPOTENCY_LEASE_ENV,
     IDEMPOTENCY_RETENTION_ENV,
     MAX_CACHE_TTL_MS,
+    MAX_HOLD_TTL_S,
     MAX_IDEMPOTENCY_LEASE_MS,
     MAX_PAYMENT_DELAY_MS,
     MAX_RECONCILE_INTERVAL_MS,
@@ -158,6 +161,14 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     help="How long the request that placed an order drives its payment before a reconciler may.",
 )
 @click.option(
+    "--hold-ttl-s",
+    type=click.IntRange(1, MAX_HOLD_TTL_S),
+    default=DEFAULT_HOLD_TTL_S,
+    show_default=True,
+    envvar=HOLD_TTL_ENV,
+    help="How long holds last (external payments hold a quick buy's inventory while paying).",
+)
+@click.option(
     "--reconcile-interval-ms",
     type=click.IntRange(0, MAX_RECONCILE_INTERVAL_MS),
     default=DEFAULT_RECONCILE_INTERVAL_MS,
@@ -200,6 +211,7 @@ def serve(
     provider_api_key: str,
     provider_timeout_ms: int,
     payment_lease_ms: int,
+    hold_ttl_s: int,
     reconcile_interval_ms: int,
     idempotency_lease_ms: int,
     idempotency_retention_s: int,
@@ -231,6 +243,7 @@ def serve(
             payment_lease_ms=payment_lease_ms,
         ),
         reconcile_interval_ms=reconcile_interval_ms,
+        hold_ttl_s=hold_ttl_s,
     ).validate()
     # Migrate once here, so a bad --db fails as one line before any worker starts.
     open_store(db, create=True).close()

@@ -45,6 +45,7 @@ class PaymentFaults:
     outage_after: float = 0.2  # the window opens once this share of buyers is done
     resend_rate: float = 0.0
     cancel_rate: float = 0.0  # buyers who cancel what they bought (refunds at the provider)
+    hold_ttl_s: int = 0  # > 0: the servers' hold TTL, so slow payments outlive their holds
 
     def provider_flags(self) -> dict[str, float | str]:
         """The provider's start flags for these faults (without dashes)."""

@@ -167,6 +167,7 @@ def run_race(
                 locks=locks,
                 payment_delay_ms=config.payment_delay_ms,
                 payments=provider.settings() if provider else None,
+                hold_ttl_s=config.faults.hold_ttl_s,
             ) as fleet:
                 share_done = lambda: done[0] / max(1, len(plans))  # noqa: E731
                 with outage_window(provider, config.faults, share_done):

@@ -58,6 +58,7 @@ def server_fleet(
     allow_unsafe: bool = True,
     locks: LockServices | None = None,
     payments: PaymentSettings | None = None,
+    hold_ttl_s: int = 0,
 ) -> Iterator[ServerFleet]:
     """Start `count` servers over `db`, wait until each answers /ready, stop them on exit."""
     admin_key, token_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -74,6 +75,8 @@ def server_fleet(
         # Servers reconcile unknown payments in the background, often enough for a race.
         "LASTSEAT_RECONCILE_INTERVAL_MS": "500",
     }
+    if hold_ttl_s:
+        env["LASTSEAT_HOLD_TTL_S"] = str(hold_ttl_s)
     with ExitStack() as stack:
         procs = [stack.enter_context(_server(env)) for _ in range(count)]
         for url, proc, log in procs:
