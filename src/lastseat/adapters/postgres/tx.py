@@ -36,18 +36,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from lastseat.adapters.hold_records import POOL_COLUMN, HoldRecordsSql
 from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
 from lastseat.adapters.postgres import money, records, sections
 from lastseat.adapters.postgres.errors import translated
 from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.sqlite.records import to_us
-from lastseat.domain.errors import ConflictError, FencedOutError
+from lastseat.domain.errors import FencedOutError
 from lastseat.domain.holds import (
     Claim,
     ClaimRequest,
     Hold,
-    HoldStatus,
     PoolClaim,
     SeatClaim,
     SectionClaim,
@@ -55,12 +55,11 @@ from lastseat.domain.holds import (
 from lastseat.domain.inventory import Event
 from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
-from lastseat.domain.orders import Order, OrderStatus
+from lastseat.domain.orders import Order
 from lastseat.domain.tickets import Ticket
 from lastseat.service.ports import Availability, PoolState, SeatState, Stage
 from lastseat.service.statistics import StrategyStatistics
 
-_POOL_COLUMN = {Stage.HELD: "held", Stage.SOLD: "sold"}
 # The seats named by %(ids)s, locked in the global order (rule 2 above).
 _SEATS_IN_LOCK_ORDER = (
     "SELECT seat_id FROM seats WHERE seat_id = ANY(%(ids)s) ORDER BY seat_id FOR UPDATE"
@@ -73,7 +72,7 @@ _SEAT_STATUS = (
 LOCK_WAIT_THRESHOLD_NS = 1_000_000
 
 
-class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
+class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
     """An open transaction on one pooled connection; the store commits or rolls it back."""
 
     _MARK = "%s"
@@ -211,14 +210,14 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
     def write_pool(self, pool_id: str, column: Stage, value: int) -> None:
         """Overwrite a pool counter with a value computed from an earlier read (unguarded)."""
         self._conn.execute(
-            f"UPDATE pools SET {_POOL_COLUMN[column]} = %s, version = version + 1"
+            f"UPDATE pools SET {POOL_COLUMN[column]} = %s, version = version + 1"
             " WHERE pool_id = %s",
             (value, pool_id),
         )
 
     def claim_pool_if_room(self, pool_id: str, quantity: int, stage: Stage) -> int:
         """Add `quantity` to a counter only if capacity allows; 1 if it did."""
-        column = _POOL_COLUMN[stage]
+        column = POOL_COLUMN[stage]
         return self._locking(
             f"UPDATE pools SET {column} = {column} + %(n)s, version = version + 1"
             " WHERE pool_id = %(id)s AND held + sold + %(n)s <= capacity",
@@ -229,7 +228,7 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
         self, pool_id: str, quantity: int, stage: Stage, seen_version: int
     ) -> int:
         """Add `quantity` to a counter only if nobody wrote the pool since it was read."""
-        column = _POOL_COLUMN[stage]
+        column = POOL_COLUMN[stage]
         return self._locking(
             f"UPDATE pools SET {column} = {column} + %(n)s, version = version + 1"
             " WHERE pool_id = %(id)s AND version = %(seen)s",
@@ -257,67 +256,6 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
         """A hold with its claim, or None."""
         return records.load_hold(self._conn, hold_id)
 
-    def move_hold(self, hold_id: str, old: HoldStatus, new: HoldStatus) -> bool:
-        """Conditional status change; False if someone else moved it first."""
-        return self._changed(
-            "UPDATE holds SET status = %s WHERE hold_id = %s AND status = %s",
-            (new.value, hold_id, old.value),
-        )
-
-    def lapsed_hold_ids(self, now: datetime, limit: int) -> list[str]:
-        """Active holds past their expiry, oldest first; ones another sweeper holds are skipped."""
-        rows = self._conn.execute(
-            "SELECT hold_id FROM holds WHERE status = 'active' AND expires_at_us <= %s"
-            " ORDER BY expires_at_us LIMIT %s FOR UPDATE SKIP LOCKED",
-            (to_us(now), limit),
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    def sell_held(self, hold: Hold) -> None:
-        """Turn the hold's held inventory into sold inventory."""
-        claim = hold.claim
-        if isinstance(claim, SeatClaim):
-            changed = self._conn.execute(
-                "UPDATE seats SET status = 'sold', version = version + 1"
-                " WHERE hold_id = %s AND status = 'held'",
-                (hold.hold_id,),
-            ).rowcount
-            if changed != claim.quantity:
-                raise ConflictError(f"hold {hold.hold_id} no longer owns all its seats")
-            return
-        self._conn.execute(
-            "UPDATE pools SET held = held - %s, sold = sold + %s, version = version + 1"
-            " WHERE pool_id = %s",
-            (claim.quantity, claim.quantity, claim.pool_id),
-        )
-
-    def release_inventory(self, hold: Hold, stage: Stage) -> None:
-        """Give the hold's held or sold inventory back."""
-        claim = hold.claim
-        if isinstance(claim, SeatClaim):
-            self._conn.execute(
-                "UPDATE seats SET status = 'available', hold_id = NULL, version = version + 1"
-                " WHERE hold_id = %s AND status = %s",
-                (hold.hold_id, stage.value),
-            )
-            return
-        column = _POOL_COLUMN[stage]
-        self._conn.execute(
-            f"UPDATE pools SET {column} = {column} - %s, version = version + 1 WHERE pool_id = %s",
-            (claim.quantity, claim.pool_id),
-        )
-
-    def expire_hold(self, hold_id: str) -> bool:
-        """Expire an active hold and give its inventory back; False if it was not active."""
-        # Many sweepers may race here: the conditional status change (re-checked after a lock
-        # wait) elects exactly one of them to give the inventory back.
-        if not self.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.EXPIRED):
-            return False
-        hold = self.get_hold(hold_id)
-        if hold is not None:
-            self.release_inventory(hold, Stage.HELD)
-        return True
-
     # -- orders and tickets ---------------------------------------------------------------
 
     def price_of(self, claim: Claim) -> Money:
@@ -335,13 +273,6 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
     def orders_of(self, buyer_id: str, limit: int) -> list[Order]:
         """A buyer's newest orders first."""
         return records.load_orders_of(self._conn, buyer_id, limit)
-
-    def move_order(self, order_id: str, old: OrderStatus, new: OrderStatus) -> bool:
-        """Conditional status change; False if someone else moved it first."""
-        return self._changed(
-            "UPDATE orders SET status = %s WHERE order_id = %s AND status = %s",
-            (new.value, order_id, old.value),
-        )
 
     def insert_tickets(self, tickets: Sequence[Ticket]) -> None:
         """Store issued tickets."""
@@ -370,16 +301,6 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
         if accepted != 1:
             raise FencedOutError(f"fencing token {token} for {resource} is stale")
 
-    def void_tickets(self, order_id: str) -> int:
-        """Void an order's valid tickets; return how many."""
-        return self._conn.execute(
-            "UPDATE tickets SET status = 'void' WHERE order_id = %s AND status = 'valid'",
-            (order_id,),
-        ).rowcount
-
-    def _changed(self, statement: str, params: Sequence[object]) -> bool:
-        return self._conn.execute(statement, params).rowcount == 1
-
     # -- money ----------------------------------------------------------------------------
 
     def ensure_account(self, account_id: str, kind: AccountKind, currency: str) -> None:
@@ -394,13 +315,6 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
         """Debit, credit and record a transfer; never leaves a balance negative."""
         money.post_transfer(self._conn, transfer)
 
-    def balance(self, account_id: str) -> Money | None:
-        """An account's balance, or None if there is no such account."""
-        row = self._conn.execute(
-            "SELECT balance_minor, currency FROM accounts WHERE account_id = %s", (account_id,)
-        ).fetchone()
-        return Money(row[0], row[1]) if row else None
-
     # -- events ---------------------------------------------------------------------------
 
     def insert_event(self, event: Event) -> None:
@@ -410,13 +324,6 @@ class PostgresTx(IdempotencyRecordsSql, PaymentRecords):
     def availability(self, event_id: str, now: datetime) -> Availability | None:
         """The seat map and pool counts, lapsed holds counted as free."""
         return records.availability(self._conn, event_id, to_us(now))
-
-    def event_currency(self, event_id: str) -> str | None:
-        """The currency an event sells in, or None if there is no such event."""
-        row = self._conn.execute(
-            "SELECT currency FROM events WHERE event_id = %s", (event_id,)
-        ).fetchone()
-        return str(row[0]) if row else None
 
 
 def _nowait(nowait: bool) -> str:

@@ -11,12 +11,12 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from lastseat.adapters.hold_records import POOL_COLUMN, HoldRecordsSql
 from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
 from lastseat.adapters.sqlite import records
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import (
-    ConflictError,
     FencedOutError,
     InsufficientFundsError,
     NotFoundError,
@@ -25,7 +25,6 @@ from lastseat.domain.holds import (
     Claim,
     ClaimRequest,
     Hold,
-    HoldStatus,
     PoolClaim,
     SeatClaim,
     SectionClaim,
@@ -33,11 +32,9 @@ from lastseat.domain.holds import (
 from lastseat.domain.inventory import Event
 from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
-from lastseat.domain.orders import Order, OrderStatus
+from lastseat.domain.orders import Order
 from lastseat.domain.tickets import Ticket
 from lastseat.service.ports import Availability, PoolState, SeatState, Stage
-
-_POOL_COLUMN = {Stage.HELD: "held", Stage.SOLD: "sold"}
 
 
 def marks(count: int) -> str:
@@ -45,7 +42,7 @@ def marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
+class SqliteTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
     """An open transaction on one connection; the store commits or rolls it back."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -185,13 +182,13 @@ class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
     def write_pool(self, pool_id: str, column: Stage, value: int) -> None:
         """Overwrite a pool counter with a value computed from an earlier read (unguarded)."""
         self._conn.execute(
-            f"UPDATE pools SET {_POOL_COLUMN[column]} = ?, version = version + 1 WHERE pool_id = ?",
+            f"UPDATE pools SET {POOL_COLUMN[column]} = ?, version = version + 1 WHERE pool_id = ?",
             (value, pool_id),
         )
 
     def claim_pool_if_room(self, pool_id: str, quantity: int, stage: Stage) -> int:
         """Add `quantity` to a counter only if capacity allows; 1 if it did."""
-        column = _POOL_COLUMN[stage]
+        column = POOL_COLUMN[stage]
         return self._conn.execute(
             f"UPDATE pools SET {column} = {column} + ?, version = version + 1"
             " WHERE pool_id = ? AND held + sold + ? <= capacity",
@@ -202,7 +199,7 @@ class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
         self, pool_id: str, quantity: int, stage: Stage, seen_version: int
     ) -> int:
         """Add `quantity` to a counter only if nobody wrote the pool since it was read."""
-        column = _POOL_COLUMN[stage]
+        column = POOL_COLUMN[stage]
         return self._conn.execute(
             f"UPDATE pools SET {column} = {column} + ?, version = version + 1"
             " WHERE pool_id = ? AND version = ?",
@@ -242,70 +239,6 @@ class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
         """A hold with its claim, or None."""
         return records.load_hold(self._conn, hold_id)
 
-    def move_hold(self, hold_id: str, old: HoldStatus, new: HoldStatus) -> bool:
-        """Conditional status change; False if someone else moved it first."""
-        return (
-            self._conn.execute(
-                "UPDATE holds SET status = ? WHERE hold_id = ? AND status = ?",
-                (new.value, hold_id, old.value),
-            ).rowcount
-            == 1
-        )
-
-    def lapsed_hold_ids(self, now: datetime, limit: int) -> list[str]:
-        """Active holds past their expiry, oldest first."""
-        rows = self._conn.execute(
-            "SELECT hold_id FROM holds WHERE status = 'active' AND expires_at_us <= ?"
-            " ORDER BY expires_at_us LIMIT ?",
-            (to_us(now), limit),
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    def sell_held(self, hold: Hold) -> None:
-        """Turn the hold's held inventory into sold inventory."""
-        claim = hold.claim
-        if isinstance(claim, SeatClaim):
-            changed = self._conn.execute(
-                "UPDATE seats SET status = 'sold', version = version + 1"
-                " WHERE hold_id = ? AND status = 'held'",
-                (hold.hold_id,),
-            ).rowcount
-            if changed != claim.quantity:
-                raise ConflictError(f"hold {hold.hold_id} no longer owns all its seats")
-            return
-        self._conn.execute(
-            "UPDATE pools SET held = held - ?, sold = sold + ?, version = version + 1"
-            " WHERE pool_id = ?",
-            (claim.quantity, claim.quantity, claim.pool_id),
-        )
-
-    def release_inventory(self, hold: Hold, stage: Stage) -> None:
-        """Give the hold's held or sold inventory back."""
-        claim = hold.claim
-        if isinstance(claim, SeatClaim):
-            self._conn.execute(
-                "UPDATE seats SET status = 'available', hold_id = NULL, version = version + 1"
-                " WHERE hold_id = ? AND status = ?",
-                (hold.hold_id, stage.value),
-            )
-            return
-        column = _POOL_COLUMN[stage]
-        self._conn.execute(
-            f"UPDATE pools SET {column} = {column} - ?, version = version + 1 WHERE pool_id = ?",
-            (claim.quantity, claim.pool_id),
-        )
-
-    def expire_hold(self, hold_id: str) -> bool:
-        """Expire an active hold and give its inventory back; False if it was not active."""
-        # Many sweepers may race here: the conditional status change elects exactly one of them
-        # to give the inventory back.
-        if not self.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.EXPIRED):
-            return False
-        hold = self.get_hold(hold_id)
-        if hold is not None:
-            self.release_inventory(hold, Stage.HELD)
-        return True
-
     def _lapsed_pool_units(self, pool_id: str, now_us: int) -> int:
         row = self._conn.execute(
             "SELECT COALESCE(SUM(quantity), 0) FROM holds WHERE pool_id = ?"
@@ -332,16 +265,6 @@ class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
         """A buyer's newest orders first."""
         return records.load_orders_of(self._conn, buyer_id, limit)
 
-    def move_order(self, order_id: str, old: OrderStatus, new: OrderStatus) -> bool:
-        """Conditional status change; False if someone else moved it first."""
-        return (
-            self._conn.execute(
-                "UPDATE orders SET status = ? WHERE order_id = ? AND status = ?",
-                (new.value, order_id, old.value),
-            ).rowcount
-            == 1
-        )
-
     def insert_tickets(self, tickets: Sequence[Ticket]) -> None:
         """Store issued tickets."""
         records.insert_tickets(self._conn, tickets)
@@ -364,13 +287,6 @@ class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
         ).rowcount
         if accepted != 1:
             raise FencedOutError(f"fencing token {token} for {resource} is stale")
-
-    def void_tickets(self, order_id: str) -> int:
-        """Void an order's valid tickets; return how many."""
-        return self._conn.execute(
-            "UPDATE tickets SET status = 'void' WHERE order_id = ? AND status = 'valid'",
-            (order_id,),
-        ).rowcount
 
     # -- money ----------------------------------------------------------------------------
 
@@ -404,13 +320,6 @@ class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
             raise NotFoundError(f"no {currency} account {transfer.destination}")
         records.insert_transfer(self._conn, transfer)
 
-    def balance(self, account_id: str) -> Money | None:
-        """An account's balance, or None if there is no such account."""
-        row = self._conn.execute(
-            "SELECT balance_minor, currency FROM accounts WHERE account_id = ?", (account_id,)
-        ).fetchone()
-        return Money(row[0], row[1]) if row else None
-
     # -- events ---------------------------------------------------------------------------
 
     def insert_event(self, event: Event) -> None:
@@ -420,13 +329,6 @@ class SqliteTx(IdempotencyRecordsSql, PaymentRecords):
     def availability(self, event_id: str, now: datetime) -> Availability | None:
         """The seat map and pool counts, lapsed holds counted as free."""
         return records.availability(self._conn, event_id, to_us(now))
-
-    def event_currency(self, event_id: str) -> str | None:
-        """The currency an event sells in, or None if there is no such event."""
-        row = self._conn.execute(
-            "SELECT currency FROM events WHERE event_id = ?", (event_id,)
-        ).fetchone()
-        return str(row[0]) if row else None
 
 
 def _effective(status: str, hold_status: str | None, expires_at_us: int | None, now_us: int) -> str:
