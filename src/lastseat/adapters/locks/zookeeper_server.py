@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
+from lastseat.adapters.process import ThrowawayProcess, free_port
 from lastseat.domain.errors import LockServiceError
+
+__all__ = ["ThrowawayZooKeeper", "four_letter_word", "free_port"]
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 # A logging backend, if the machine has one: without it SLF4J prints one warning and drops the
 # server's log, which is only needed when the server fails to start.
 SLF4J_SIMPLE_JAR = Path("/usr/share/java/slf4j-simple.jar")
 MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"
-_START_TRIES = 3
 _START_TIMEOUT_S = 60.0
-_STOP_TIMEOUT_S = 10.0
 _POLL_S = 0.05
 
 
@@ -50,13 +48,6 @@ def classpath() -> str:
     return os.pathsep.join(str(jar) for jar in jars)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def four_letter_word(port: int, word: str, timeout_s: float = 1.0) -> str:
     """Send a ZooKeeper four-letter command (`ruok`, `srvr`) and return the whole answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
@@ -67,8 +58,16 @@ def four_letter_word(port: int, word: str, timeout_s: float = 1.0) -> str:
     return b"".join(chunks).decode("utf-8", errors="replace")
 
 
-class ThrowawayZooKeeper:
-    """One standalone ZooKeeper server in a temp dir; a context manager that removes it."""
+class ThrowawayZooKeeper(ThrowawayProcess):
+    """One standalone ZooKeeper server in a temp dir; a context manager that removes it.
+
+    After `kill()`, `restart()` brings it back on the same port and data: sessions that have
+    not timed out meanwhile survive, as on a real server restart.
+    """
+
+    dir_prefix = "lastseat-zk-"
+    label = "ZooKeeper"
+    error = LockServiceError
 
     def __init__(
         self,
@@ -76,12 +75,10 @@ class ThrowawayZooKeeper:
         min_session_timeout_ms: int = 400,
         max_session_timeout_ms: int = 20_000,
     ) -> None:
+        super().__init__()
         self.tick_time_ms = tick_time_ms
         self.min_session_timeout_ms = min_session_timeout_ms
         self.max_session_timeout_ms = max_session_timeout_ms
-        self.port = 0
-        self._root: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def hosts(self) -> str:
@@ -97,74 +94,10 @@ class ThrowawayZooKeeper:
             raise LockServiceError("the throwaway ZooKeeper server is not running")
         return self._process.pid
 
-    def start(self) -> ThrowawayZooKeeper:
-        """Make a data dir and start the server on a free port; return once it answers."""
-        self._root = Path(tempfile.mkdtemp(prefix="lastseat-zk-"))
-        try:
-            self._start_on_a_free_port()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def restart(self) -> None:
-        """Start the server again on the same port and data (after `kill()`); sessions that
-        have not timed out meanwhile survive, as on a real server restart."""
-        if self._root is None or not self.port:
-            raise LockServiceError("the throwaway ZooKeeper server was never started")
-        self._end(signal.SIGKILL)
-        self._launch()
-        self._wait_until_ready()
-
-    def kill(self) -> None:
-        """Crash the server (SIGKILL) and keep its data dir, so that `restart()` can follow."""
-        self._end(signal.SIGKILL)
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""
-        root, self._root = self._root, None
-        try:
-            self._end(signal.SIGTERM)
-        finally:
-            self.port = 0
-            if root is not None:
-                shutil.rmtree(root, ignore_errors=True)
-
-    def __enter__(self) -> ThrowawayZooKeeper:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- internals ------------------------------------------------------------------------
 
-    @property
-    def _dir(self) -> Path:
-        assert self._root is not None  # only called between start() and stop()
-        return self._root
-
-    def _start_on_a_free_port(self) -> None:
-        # Another process may take the port between free_port() and the server's bind; the
-        # server then exits, and we try another port.
-        for attempt in range(_START_TRIES):
-            self.port = free_port()
-            self._write_config()
-            self._launch()
-            try:
-                self._wait_until_ready()
-                return
-            except LockServiceError:
-                self._end(signal.SIGKILL)
-                if attempt == _START_TRIES - 1:
-                    raise
-
     def _write_config(self) -> None:
-        data = self._dir / "data"
+        data = self._dir() / "data"
         data.mkdir(exist_ok=True)
         settings = {
             "tickTime": self.tick_time_ms,
@@ -180,9 +113,10 @@ class ThrowawayZooKeeper:
             "forceSync": "no",
         }
         text = "".join(f"{key}={value}\n" for key, value in settings.items())
-        (self._dir / "zoo.cfg").write_text(text)
+        (self._dir() / "zoo.cfg").write_text(text)
 
     def _launch(self) -> None:
+        self._write_config()
         command = [
             java(),
             "-Xmx256m",
@@ -193,47 +127,32 @@ class ThrowawayZooKeeper:
             "-cp",
             classpath(),
             MAIN_CLASS,
-            str(self._dir / "zoo.cfg"),
+            str(self._dir() / "zoo.cfg"),
         ]
         # Output goes to a file, not a pipe nobody reads (a full pipe would stall the server).
-        with (self._dir / "server.log").open("ab") as log:
+        with (self._dir() / "server.log").open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - fixed arguments, no shell
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=self._dir,
+                cwd=self._dir(),
             )
 
-    def _wait_until_ready(self) -> None:
+    def _wait_ready(self) -> bool:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
-            process = self._process
-            if process is None or process.poll() is not None:
-                raise LockServiceError(f"ZooKeeper exited while starting:\n{self._log_tail()}")
+            if not self.running:
+                return False  # exited while starting: e.g. another process took the port
             # `ruok` answers `imok` before the server serves sessions; `srvr` reports a mode
             # only once it does.
             try:
                 if "Mode: " in four_letter_word(self.port, "srvr"):
-                    return
+                    return True
             except OSError:
                 pass  # not listening yet
             time.sleep(_POLL_S)
-        raise LockServiceError(f"ZooKeeper did not answer within 60 s:\n{self._log_tail()}")
-
-    def _end(self, sig: signal.Signals) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        if sig != signal.SIGKILL:
-            # A stopped (SIGSTOP) server would never act on SIGTERM.
-            process.send_signal(signal.SIGCONT)
-        process.send_signal(sig)
-        try:
-            process.wait(_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(_STOP_TIMEOUT_S)
+        return False
 
     def _log_tail(self) -> str:
         log = self._root / "server.log" if self._root else None

@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from lastseat.adapters.locks.redis_server import free_port
+from lastseat.adapters.process import STOP_TIMEOUT_S, ThrowawayProcess
 from lastseat.domain.errors import LastseatError
 
 API_KEY_ENV = "LASTSEAT_PROVIDER_API_KEY"
-_START_TRIES = 3
 _READY_TIMEOUT_S = 20.0
-_STOP_TIMEOUT_S = 10.0
 
 
 class ProviderProcessError(LastseatError):
@@ -40,25 +34,27 @@ class ProviderProcessError(LastseatError):
 def _end(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
-        process.wait(_STOP_TIMEOUT_S)
+        process.wait(STOP_TIMEOUT_S)
 
 
-class ThrowawayProvider:
+class ThrowawayProvider(ThrowawayProcess):
     """One provider process in a temp dir; a context manager that removes it on exit.
 
     `faults` are `lastseat payments serve` flags without dashes, e.g. `{"decline_rate": 1.0,
     "hang_ms": 5000, "outage_mode": "503", "outage_ms": 2000}`; True turns a switch on.
     """
 
+    dir_prefix = "lastseat-provider-"
+    label = "the provider"
+    error = ProviderProcessError
+
     def __init__(
         self, *, seed: int = 0, faults: Mapping[str, float | str | bool] | None = None
     ) -> None:
+        super().__init__()
         self.seed = seed
         self.faults: dict[str, float | str | bool] = dict(faults or {})
         self.api_key = secrets.token_urlsafe(24)
-        self.port = 0
-        self._root: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], ThrowawayProvider] | None = (
             None
         )
@@ -85,76 +81,7 @@ class ThrowawayProvider:
         """The provider's process id while it runs (for SIGSTOP-style fault tests)."""
         return self._process.pid if self.running and self._process is not None else None
 
-    @property
-    def running(self) -> bool:
-        """True while the process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> ThrowawayProvider:
-        """Make a temp dir and start the provider on a free port; return once /healthz answers."""
-        self._root = Path(tempfile.mkdtemp(prefix="lastseat-provider-"))
-        try:
-            self._start_on_a_free_port()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the provider, as a crash would; its db and port are kept for restart()."""
-        process, self._process = self._process, None
-        self._detach_finalizer()
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait(_STOP_TIMEOUT_S)
-
-    def restart(self) -> None:
-        """Start the provider again on the same port and db (after kill(), or stopping first)."""
-        if self._root is None or not self.port:
-            raise ProviderProcessError("restart() needs a provider that was started")
-        self._terminate()
-        self._launch()
-        if not self._wait_ready():
-            raise ProviderProcessError(f"the provider did not come back: {self._log_tail()}")
-
-    def stop(self) -> None:
-        """Stop the provider and remove its directory."""
-        root, self._root = self._root, None
-        try:
-            self._terminate()
-        finally:
-            self.port = 0
-            if root is not None:
-                shutil.rmtree(root, ignore_errors=True)
-
-    def __enter__(self) -> ThrowawayProvider:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- internals ------------------------------------------------------------------------
-
-    def _dir(self) -> Path:
-        if self._root is None:
-            raise ProviderProcessError("the throwaway provider is not started")
-        return self._root
-
-    def _start_on_a_free_port(self) -> None:
-        # Another process may take the port between free_port() and the provider's bind.
-        for _ in range(_START_TRIES):
-            self.port = free_port()
-            self._launch()
-            if self._wait_ready():
-                return
-            self._terminate()
-        self.port = 0
-        raise ProviderProcessError(f"the provider did not start: {self._log_tail()}")
 
     def _arguments(self) -> list[str]:
         flags = []
@@ -204,17 +131,8 @@ class ThrowawayProvider:
             time.sleep(0.05)  # polling a process that is starting up, not ordering a race
         return False
 
-    def _terminate(self) -> None:
-        process, self._process = self._process, None
+    def _forget(self, process: subprocess.Popen[bytes] | None) -> None:
         self._detach_finalizer()
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(_STOP_TIMEOUT_S)
 
     def _detach_finalizer(self) -> None:
         if self._finalizer is not None:
