@@ -59,6 +59,32 @@ def world_account(currency: str) -> str:
     return f"world:{currency}"
 
 
+def owner_of(account_id: str) -> str:
+    """Whose money an account holds, in words a buyer reads (never the account id itself)."""
+    kind, _, rest = account_id.partition(":")
+    if kind == AccountKind.WALLET.value:
+        return f"the wallet of buyer {rest}"
+    if kind == AccountKind.REVENUE.value:
+        return "the revenue account"
+    return "the outside world"
+
+
+def short_of(account_id: str, amount: Money) -> InsufficientFundsError:
+    """The refusal of a debit the account cannot cover: says how much, not which account.
+
+    Problem details reach buyers, so they carry no internal identifiers (issue 8, finding 4);
+    a buyer only ever pays from their own wallet, hence "your wallet".
+    """
+    if account_id.startswith(f"{AccountKind.WALLET.value}:"):
+        return InsufficientFundsError(f"your wallet holds less than {amount}")
+    return InsufficientFundsError(f"{owner_of(account_id)} holds less than {amount}")
+
+
+def missing_account(account_id: str, currency: str) -> NotFoundError:
+    """The refusal of a transfer to or from an account that does not exist in `currency`."""
+    return NotFoundError(f"{owner_of(account_id)} has no {currency} account")
+
+
 def may_go_negative(kind: AccountKind) -> bool:
     """Only the outside world may owe money."""
     return kind is AccountKind.WORLD
@@ -118,7 +144,7 @@ class Ledger:
             raise ValidationError("both accounts must be in the transfer's currency")
         new_balance = source.balance_minor - transfer.amount.amount_minor
         if new_balance < 0 and not may_go_negative(source.kind):
-            raise InsufficientFundsError(f"{source.account_id} holds too little")
+            raise short_of(source.account_id, transfer.amount)
         source.balance_minor = new_balance
         destination.balance_minor += transfer.amount.amount_minor
         self.transfers.append(transfer)
@@ -131,4 +157,4 @@ class Ledger:
         try:
             return self.accounts[account_id]
         except KeyError:
-            raise NotFoundError(f"no account {account_id}") from None
+            raise NotFoundError(f"{owner_of(account_id)} has no account") from None

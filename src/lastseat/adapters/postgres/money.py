@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from lastseat.adapters.postgres import records
 from lastseat.adapters.postgres.records import Conn
-from lastseat.domain.errors import InsufficientFundsError, NotFoundError
-from lastseat.domain.ledger import AccountKind, Transfer
+from lastseat.domain.ledger import AccountKind, Transfer, missing_account, short_of
 
 
 def post_transfer(conn: Conn, transfer: Transfer) -> None:
@@ -25,10 +24,10 @@ def post_transfer(conn: Conn, transfer: Transfer) -> None:
     found = {r[0]: r for r in rows if r[2] == amount.currency}
     for account_id in (source, destination):
         if account_id not in found:
-            raise NotFoundError(f"no {amount.currency} account {account_id}")
+            raise missing_account(account_id, amount.currency)
     _, kind, _, balance_minor = found[source]
     if kind != AccountKind.WORLD.value and balance_minor < amount.amount_minor:
-        raise InsufficientFundsError(f"{source} holds less than {amount}")
+        raise short_of(source, amount)
     conn.execute(
         "UPDATE accounts SET balance_minor = balance_minor"
         " + CASE WHEN account_id = %(src)s THEN -%(n)s ELSE %(n)s END"

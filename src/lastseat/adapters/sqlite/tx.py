@@ -18,8 +18,6 @@ from lastseat.adapters.sqlite import records
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import (
     FencedOutError,
-    InsufficientFundsError,
-    NotFoundError,
 )
 from lastseat.domain.holds import (
     Claim,
@@ -30,7 +28,7 @@ from lastseat.domain.holds import (
     SectionClaim,
 )
 from lastseat.domain.inventory import Event
-from lastseat.domain.ledger import AccountKind, Transfer
+from lastseat.domain.ledger import AccountKind, Transfer, missing_account, short_of
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order
 from lastseat.domain.tickets import Ticket
@@ -309,15 +307,15 @@ class SqliteTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         ).rowcount
         if debited != 1:
             if self.balance(transfer.source) is None:
-                raise NotFoundError(f"no {currency} account {transfer.source}")
-            raise InsufficientFundsError(f"{transfer.source} holds less than {transfer.amount}")
+                raise missing_account(transfer.source, currency)
+            raise short_of(transfer.source, transfer.amount)
         credited = self._conn.execute(
             "UPDATE accounts SET balance_minor = balance_minor + ?"
             " WHERE account_id = ? AND currency = ?",
             (amount, transfer.destination, currency),
         ).rowcount
         if credited != 1:
-            raise NotFoundError(f"no {currency} account {transfer.destination}")
+            raise missing_account(transfer.destination, currency)
         records.insert_transfer(self._conn, transfer)
 
     # -- events ---------------------------------------------------------------------------
