@@ -65,6 +65,17 @@ class World:
         for seat_id in seat_ids:
             self.seats[seat_id] = replace(self.seats[seat_id], status="held", hold_id=hold_id)
 
+    def hold_units(self, buyer: str, hold_id: str, quantity: int) -> None:
+        self.holds.append(HoldRow(hold_id, buyer, "active", (), POOL, quantity, 10**12))
+        self.pool = replace(self.pool, held=self.pool.held + quantity)
+
+    def hold(self, hold_id: str) -> HoldRow:
+        return next(h for h in self.holds if h.hold_id == hold_id)
+
+    def move_hold(self, hold_id: str, status: str) -> None:
+        hold = self.hold(hold_id)
+        self.holds[self.holds.index(hold)] = replace(hold, status=status)
+
     def sell_seats(self, buyer: str, order_id: str, seat_ids: Sequence[str]) -> tuple[str, ...]:
         hold_id = f"h-{order_id}"
         self.holds.append(HoldRow(hold_id, buyer, "converted", tuple(seat_ids), None, 0, 0))
@@ -179,7 +190,8 @@ class World:
 
 
 def good_world() -> World:
-    """Three seats and a pool of 5; alice and bob buy, carol fails, dave's outcome is unknown."""
+    """Three seats and a pool of 5; alice and bob buy, carol fails, dave's outcome is unknown,
+    gus holds 2 units of the pool."""
     w = World()
     w.top_up("alice", 20_000)
     w.top_up("bob", 20_000)
@@ -195,6 +207,7 @@ def good_world() -> World:
     # A timeout: dave's hold is still active and he was never told anything.
     w.hold_seats("dave", "h-dave", [SEAT_3])
     w.attempt("dave", "info", seat_ids=[SEAT_3], error="TimeoutError")
+    w.hold_units("gus", "h-gus", 2)
     return w
 
 
@@ -229,7 +242,8 @@ def a_pool_selling_more_units_than_its_capacity(w: World) -> Snapshot:
 
 
 def a_pool_counting_more_held_and_sold_than_its_capacity(w: World) -> Snapshot:
-    w.pool = replace(w.pool, held=CAPACITY - 1)
+    w.hold_units("hana", "h-hana", 2)
+    assert w.pool.held + w.pool.sold > CAPACITY
     return w.snapshot()
 
 
@@ -240,6 +254,60 @@ def a_pool_sold_counter_that_lost_an_update(w: World) -> Snapshot:
 
 def a_pool_held_counter_below_zero(w: World) -> Snapshot:
     w.pool = replace(w.pool, held=-1)
+    return w.snapshot()
+
+
+def a_pool_held_counter_short_of_its_active_holds(w: World) -> Snapshot:
+    w.pool = replace(w.pool, held=w.pool.held - 1)
+    return w.snapshot()
+
+
+def a_released_pool_hold_whose_units_were_not_given_back(w: World) -> Snapshot:
+    w.move_hold("h-gus", "released")
+    return w.snapshot()
+
+
+def a_lapsed_pool_hold_whose_units_were_given_back_but_stayed_active(w: World) -> Snapshot:
+    # Issue 8's row-lock wedge: a claim counted the lapsed hold's units as free.
+    w.pool = replace(w.pool, held=0)
+    return w.snapshot()
+
+
+def a_held_seat_whose_hold_was_released(w: World) -> Snapshot:
+    w.move_hold("h-dave", "released")
+    return w.snapshot()
+
+
+def a_held_seat_naming_a_hold_that_does_not_exist(w: World) -> Snapshot:
+    w.move_hold("h-dave", "expired")
+    w.seats[SEAT_3] = replace(w.seats[SEAT_3], hold_id="h-ghost")
+    return w.snapshot()
+
+
+def an_active_holds_seat_given_back(w: World) -> Snapshot:
+    w.seats[SEAT_3] = replace(w.seats[SEAT_3], status="available", hold_id=None)
+    return w.snapshot()
+
+
+def an_active_holds_seat_held_by_another_hold(w: World) -> Snapshot:
+    w.seats[SEAT_3] = replace(w.seats[SEAT_3], hold_id="h-o3")
+    return w.snapshot()
+
+
+def a_sold_seat_whose_hold_is_still_active(w: World) -> Snapshot:
+    w.move_hold("h-o1", "active")
+    return w.snapshot()
+
+
+def a_sold_seat_naming_a_hold_that_does_not_claim_it(w: World) -> Snapshot:
+    w.seats[SEAT_1] = replace(w.seats[SEAT_1], hold_id="h-o3")
+    return w.snapshot()
+
+
+def a_sold_seat_whose_ticket_is_of_another_holds_order(w: World) -> Snapshot:
+    # As a paid lapsed hold is re-bought: converted, with no order of its own.
+    w.holds.append(HoldRow("h-rebought", "alice", "converted", (SEAT_1,), None, 1, 0))
+    w.seats[SEAT_1] = replace(w.seats[SEAT_1], hold_id="h-rebought")
     return w.snapshot()
 
 
@@ -381,7 +449,17 @@ BROKEN_WORLDS: list[tuple[Callable[[World], Snapshot], set[str]]] = [
     (a_pool_selling_more_units_than_its_capacity, {"pool_over_capacity"}),
     (a_pool_counting_more_held_and_sold_than_its_capacity, {"pool_over_capacity"}),
     (a_pool_sold_counter_that_lost_an_update, {"pool_count_mismatch"}),
-    (a_pool_held_counter_below_zero, {"pool_count_mismatch"}),
+    (a_pool_held_counter_below_zero, {"pool_held_mismatch"}),
+    (a_pool_held_counter_short_of_its_active_holds, {"pool_held_mismatch"}),
+    (a_released_pool_hold_whose_units_were_not_given_back, {"pool_held_mismatch"}),
+    (a_lapsed_pool_hold_whose_units_were_given_back_but_stayed_active, {"pool_held_mismatch"}),
+    (a_held_seat_whose_hold_was_released, {"seat_hold_mismatch"}),
+    (a_held_seat_naming_a_hold_that_does_not_exist, {"seat_hold_mismatch"}),
+    (an_active_holds_seat_given_back, {"seat_hold_mismatch"}),
+    (an_active_holds_seat_held_by_another_hold, {"seat_hold_mismatch"}),
+    (a_sold_seat_whose_hold_is_still_active, {"seat_hold_mismatch"}),
+    (a_sold_seat_naming_a_hold_that_does_not_claim_it, {"seat_hold_mismatch"}),
+    (a_sold_seat_whose_ticket_is_of_another_holds_order, {"seat_hold_mismatch"}),
     # The buyer's money no longer matches their confirmed orders either.
     (an_order_charged_twice, {"double_charge", "standing_charge"}),
     (an_order_refunded_twice, {"double_charge", "standing_charge"}),

@@ -3,16 +3,31 @@
 `check` is pure: it reads the history of buyer attempts and a `Snapshot`, and returns a
 `Verdict` with every violation found. Given the external payment provider's records
 (`ProviderLedger`, read after the race) it also checks the orders paid through it: those with
-a `payments` row, which have no wallet transfer, so the wallet rules skip them. Kinds, by the
-DESIGN.md §3 invariant they guard (* = only with a ProviderLedger):
+a `payments` row, which have no wallet transfer, so the wallet rules skip them.
+
+Each violation is one finding about one record (a seat, a pool, an order, a key ...), so a
+count per kind (`seat_sold_twice x2`) counts findings: a seat with two valid tickets that two
+live holds also claim is two findings. A seat or pool broken one way is reported once: the
+rules on seat statuses and counters leave a seat sold twice to seat_sold_twice, and
+seat_hold_mismatch leaves a status that disagrees with the tickets to seat_state_mismatch.
+`Verdict.oversold` counts something else: tickets beyond what exists.
+
+Kinds, by the DESIGN.md §3 invariant they guard (* = only with a ProviderLedger):
 
 invariant 1 - a seat is sold once
     seat_sold_twice           a seat with two valid tickets, or in two live holds at once
     seat_state_mismatch       a seat `sold` with no valid ticket, or with one but not `sold`
+    seat_hold_mismatch        a seat whose status disagrees with its holds: `held` but not
+                              by an active hold that claims it, `sold` but not by a converted
+                              hold that claims it or its ticket of another hold's order, or
+                              claimed by an active hold that does not hold it (given back, or
+                              given to another hold)
 invariant 2 - a pool never oversells
     pool_over_capacity        more valid tickets than capacity, or held + sold above capacity
-    pool_count_mismatch       the `sold` counter is not the valid tickets (a lost update),
-                              or the `held` counter is below zero
+    pool_count_mismatch       the `sold` counter below zero or not the valid tickets (a lost
+                              update)
+    pool_held_mismatch        the `held` counter below zero or not the units of the pool's
+                              active holds (lapsed ones count until marked expired)
 invariant 3 - one charge per confirmed order
     double_charge             an order with two purchase transfers, or two refunds
   * double_capture            an order captured more than once at the provider, or refunded
@@ -56,8 +71,9 @@ replay_mismatch needs only the history, so it runs with or without a ProviderLed
 silent on histories whose answers carry no idempotency key.
 
 Layout: `facts` indexes the inputs once; the rules live by concept in `inventory` (invariants
-1-2), `money` (3-4), `outcomes` (5), `payments` (3-5 at the provider, over `provider`'s
-index), `answers` (5, over HTTP answers) and `records`; `verdict` runs them all and counts.
+1-2), `claims` (1-2: counters and seat statuses against the holds), `money` (3-4),
+`outcomes` (5), `payments` (3-5 at the provider, over `provider`'s index), `answers` (5, over
+HTTP answers) and `records`; `verdict` runs them all and counts.
 """
 
 from lastseat.lab.checker.outcomes import REFUND_ACTION

@@ -8,7 +8,14 @@ from dataclasses import dataclass, replace
 
 from lastseat.domain.tickets import TicketStatus
 from lastseat.lab.history import Operation
-from lastseat.service.snapshot import OrderRow, PaymentRow, Snapshot, TicketRow, TransferRow
+from lastseat.service.snapshot import (
+    HoldRow,
+    OrderRow,
+    PaymentRow,
+    Snapshot,
+    TicketRow,
+    TransferRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +26,8 @@ class Facts:
     attempts: tuple[Operation, ...]
     snapshot: Snapshot
     orders: Mapping[str, OrderRow]
+    holds: Mapping[str, HoldRow]
+    order_of_hold: Mapping[str, OrderRow]  # hold id -> the order made from it
     valid_by_order: Mapping[str, Sequence[TicketRow]]
     valid_by_seat: Mapping[str, Sequence[TicketRow]]
     valid_by_pool: Mapping[str, int]
@@ -48,6 +57,8 @@ def gather_facts(history: tuple[Operation, ...], snapshot: Snapshot) -> Facts:
         attempts=_attempts(history),
         snapshot=snapshot,
         orders={o.order_id: o for o in snapshot.orders},
+        holds={h.hold_id: h for h in snapshot.holds},
+        order_of_hold={o.hold_id: o for o in snapshot.orders},
         valid_by_order=dict(by_order),
         valid_by_seat=dict(by_seat),
         valid_by_pool=Counter(t.pool_id for t in valid if t.pool_id is not None),

@@ -31,13 +31,13 @@ def seats_sold_twice(facts: Facts) -> Iterator[Violation]:
         if len(tickets) > 1:
             ids = ", ".join(sorted(t.ticket_id for t in tickets))
             yield Violation("seat_sold_twice", f"seat {seat_id} has valid tickets {ids}")
-    for seat_id, hold_ids in sorted(_live_claims(facts).items()):
+    for seat_id, hold_ids in sorted(live_claims(facts).items()):
         if len(hold_ids) > 1:
             ids = ", ".join(sorted(hold_ids))
             yield Violation("seat_sold_twice", f"seat {seat_id} is claimed by live holds {ids}")
 
 
-def _live_claims(facts: Facts) -> dict[str, list[str]]:
+def live_claims(facts: Facts) -> dict[str, list[str]]:
     """Seat id -> the holds still claiming it: active ones, and those a confirmed order kept.
 
     An active hold past its expiry still counts: whoever takes its seat must first mark it
@@ -54,19 +54,29 @@ def _live_claims(facts: Facts) -> dict[str, list[str]]:
     return claims
 
 
+def sold_twice(facts: Facts) -> set[str]:
+    """The seats seats_sold_twice reports: other seat rules leave them to it."""
+    tickets = {seat_id for seat_id, found in facts.valid_by_seat.items() if len(found) > 1}
+    return tickets | {seat_id for seat_id, holds in live_claims(facts).items() if len(holds) > 1}
+
+
 def seat_state_mismatches(facts: Facts) -> Iterator[Violation]:
     """Seats `sold` without a valid ticket, or with one but not `sold`."""
-    # Two or more valid tickets are seat_sold_twice's to report, whatever the status says.
     statuses = {seat.seat_id: seat.status for seat in facts.snapshot.seats}
     for seat_id in sorted(statuses.keys() | facts.valid_by_seat.keys()):
-        status = statuses.get(seat_id, "unknown")
-        valid = len(facts.valid_by_seat.get(seat_id, ()))
-        if status == SeatStatus.SOLD and valid == 0:
-            yield Violation("seat_state_mismatch", f"seat {seat_id} is sold without a ticket")
-        elif status != SeatStatus.SOLD and valid > 0:
-            yield Violation(
-                "seat_state_mismatch", f"seat {seat_id} is {status} but has a valid ticket"
-            )
+        problem = ticket_disagreement(facts, seat_id, statuses.get(seat_id, "unknown"))
+        if problem is not None:
+            yield Violation("seat_state_mismatch", f"seat {seat_id} {problem}")
+
+
+def ticket_disagreement(facts: Facts, seat_id: str, status: str) -> str | None:
+    """How a seat's status disagrees with its valid tickets, or None when it agrees."""
+    valid = len(facts.valid_by_seat.get(seat_id, ()))
+    if status == SeatStatus.SOLD and valid == 0:
+        return "is sold without a ticket"
+    if status != SeatStatus.SOLD and valid > 0:
+        return f"is {status} but has a valid ticket"
+    return None
 
 
 # --- invariant 2: a pool never oversells ------------------------------------------------------
@@ -90,13 +100,16 @@ def pools_over_capacity(facts: Facts) -> Iterator[Violation]:
 
 
 def pool_count_mismatches(facts: Facts) -> Iterator[Violation]:
-    """Pools whose `sold` counter is not their valid tickets, or whose `held` is below zero."""
+    """Pools whose `sold` counter is below zero or not their valid tickets (a lost update).
+
+    The `held` counter is claims.pool_held_mismatches' to check.
+    """
     for pool in facts.snapshot.pools:
         valid = facts.valid_by_pool.get(pool.pool_id, 0)
-        if pool.sold != valid:
+        if pool.sold < 0:
+            yield Violation("pool_count_mismatch", f"pool {pool.pool_id} counts {pool.sold} sold")
+        elif pool.sold != valid:
             yield Violation(
                 "pool_count_mismatch",
                 f"pool {pool.pool_id} counts {pool.sold} sold but has {valid} valid tickets",
             )
-        if pool.held < 0:
-            yield Violation("pool_count_mismatch", f"pool {pool.pool_id} counts {pool.held} held")

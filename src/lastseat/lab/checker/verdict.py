@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from lastseat.lab.checker.answers import replay_mismatches, replays, unknown_resolved
+from lastseat.lab.checker.claims import pool_held_mismatches, seat_hold_mismatches
 from lastseat.lab.checker.facts import Facts, gather_facts
 from lastseat.lab.checker.inventory import (
     oversold,
@@ -98,8 +99,10 @@ _RANK = {kind: rank for rank, kind in enumerate(KINDS)}
 _RULES: tuple[Callable[[Facts], Iterable[Violation]], ...] = (
     seats_sold_twice,
     seat_state_mismatches,
+    seat_hold_mismatches,
     pools_over_capacity,
     pool_count_mismatches,
+    pool_held_mismatches,
     double_charges,
     charges_without_order,
     confirmed_without_charge,

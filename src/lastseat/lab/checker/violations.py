@@ -7,8 +7,10 @@ from dataclasses import dataclass
 KINDS: tuple[str, ...] = (
     "seat_sold_twice",
     "seat_state_mismatch",
+    "seat_hold_mismatch",
     "pool_over_capacity",
     "pool_count_mismatch",
+    "pool_held_mismatch",
     "double_charge",
     "double_capture",
     "charge_without_order",
