@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,7 +20,14 @@ from lastseat.lab.checker import check
 from lastseat.lab.databases import THROWAWAY_POSTGRES, RaceTarget, race_targets
 from lastseat.lab.history import read_history
 from lastseat.lab.payments import PaymentFaults
-from lastseat.lab.report import render_payments, render_table, to_json
+from lastseat.lab.report import (
+    naive_note,
+    race_title,
+    render_payments,
+    render_table,
+    to_json,
+    violations_json,
+)
 from lastseat.lab.runner import RaceConfig, RaceResult, run_race
 from lastseat.lab.scenarios import SCENARIOS, default_scenario
 
@@ -165,7 +173,7 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     "--outage-ms",
     type=click.FloatRange(0.0, 600_000.0),
     default=0.0,
-    help="external: an outage window of this length, opened once 20%% of buyers are done.",
+    help="external: an outage window of this length, opened once 20% of buyers are done.",
 )
 @click.option(
     "--resend-rate",
@@ -197,7 +205,13 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     is_flag=True,
     help="Allow `naive` on a database you keep (--db); throwaway races allow it.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (every field).")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Every column in one table, however wide (default: the main columns, stacked to fit "
+    "the terminal).",
+)
 def race(
     scenario: str,
     strategies: tuple[str, ...],
@@ -228,6 +242,7 @@ def race(
     history_path: Path | None,
     allow_unsafe: bool,
     as_json: bool,
+    wide: bool,
 ) -> int:
     """Race concurrent buyers against each strategy and check every invariant."""
     names = parse_strategies(strategies)
@@ -273,22 +288,34 @@ def race(
         payments,
         faults,
     )
-    console = Console(stderr=as_json, width=None if _on_terminal() else 200)
+    console = _console(stderr=as_json)
     with race_targets(names, db_path, history_path) as targets:
-        results = [_run_one(config, t, console, as_json) for t in targets]
-        kept = [t for t in targets if t.kept]
+        raced = [_run_one(config, t, console, as_json) for t in targets]
+    results = [_without_throwaway_paths(r, db_path) for r in raced]
     if as_json:
         click.echo(to_json(results))
     else:
-        _print_summary(results, config, console)
-        for t in kept:
-            console.print(f"{t.strategy}: history {t.history}, database {t.db}")
+        _print_summary(results, config, console, wide=wide)
     broken = [r for r in results if r.strategy in GUARDED_NAMES and not r.verdict_ok]
     return 1 if broken else 0
 
 
-def _on_terminal() -> bool:
-    return Console().is_terminal
+def _console(*, stderr: bool) -> Console:
+    # On a terminal (or with COLUMNS set) the table fits its width; a pipe or a file gets 200
+    # columns rather than rich's 80, so a log keeps the one-table layout.
+    width = None if Console().is_terminal or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=width)
+
+
+def _without_throwaway_paths(result: RaceResult, db_option: str | None) -> RaceResult:
+    """The result naming only files that outlive the race (throwaway ones are deleted by now)."""
+    db_kept = db_option not in (None, THROWAWAY_POSTGRES)
+    history_kept = Path(result.history_path).is_file()
+    return replace(
+        result,
+        db_path=result.db_path if db_kept else "",
+        history_path=result.history_path if history_kept else "",
+    )
 
 
 def _run_one(config: RaceConfig, target: RaceTarget, console: Console, quiet: bool) -> RaceResult:
@@ -297,21 +324,22 @@ def _run_one(config: RaceConfig, target: RaceTarget, console: Console, quiet: bo
         return run_race(config, target.strategy, target.db, target.history, on_progress=tick)
 
 
-def _print_summary(results: list[RaceResult], config: RaceConfig, console: Console) -> None:
-    s = config.scenario
-    title = (
-        f"lastseat race: {s.name}, {s.buyers} buyers, {config.processes} processes x "
-        f"{config.threads} threads, payment {config.payment_delay_ms:g} ms, seed "
-        f"{config.seed}" + (f", {config.servers} app servers over HTTP" if config.servers else "")
-    )
-    render_table(results, console, title)
+def _print_summary(
+    results: list[RaceResult], config: RaceConfig, console: Console, *, wide: bool
+) -> None:
+    render_table(results, console, race_title(config), wide=wide)
     if config.payments == "external":
         render_payments(results, console)
     if any(r.strategy == "naive" for r in results):
-        console.print(
-            "naive ran without the schema's safety net (one valid ticket per seat), "
-            "so the race shows what an unguarded check-then-write does."
-        )
+        console.print(naive_note(config), highlight=False)
+    for r in results:
+        kept = [
+            f"{what} {path}"
+            for what, path in (("history", r.history_path), ("database", r.db_path))
+            if path
+        ]
+        if kept:
+            console.print(f"{r.strategy}: kept " + ", ".join(kept), highlight=False)
 
 
 @contextmanager
@@ -350,18 +378,18 @@ def check_command(history: Path, db_path: str | None, as_json: bool) -> int:
         verdict = check(operations, store.snapshot())
     finally:
         store.close()
+    attempts = sum(1 for op in operations if op.type == "invoke")
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "ok": verdict.ok,
-                    "operations": len(operations),
+                    "attempts": attempts,
+                    "history_records": len(operations),
                     "tickets_sold": verdict.tickets_sold,
                     "oversold": verdict.oversold,
                     "double_charges": verdict.double_charges,
-                    "violations": [
-                        {"kind": v.kind, "detail": v.detail} for v in verdict.violations
-                    ],
+                    "violations": violations_json(verdict.violations),
                 },
                 indent=2,
             )
@@ -373,7 +401,8 @@ def check_command(history: Path, db_path: str | None, as_json: bool) -> int:
         if more > 0:
             click.echo(f"... and {more} more")
         click.echo(
-            f"{len(operations)} operations, {verdict.tickets_sold} tickets, "
-            f"{'OK' if verdict.ok else 'VIOLATED'}"
+            f"{attempts} attempts ({len(operations)} history records: one invoke and one "
+            f"outcome each), {verdict.tickets_sold} tickets sold, {verdict.oversold} oversold, "
+            f"{verdict.double_charges} double charges: {'OK' if verdict.ok else 'VIOLATED'}"
         )
     return 0 if verdict.ok else 1
