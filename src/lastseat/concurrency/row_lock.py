@@ -29,6 +29,19 @@ Three modes say what the second buyer does while the first holds the row (Postgr
   for a section whose last seats A then fails to pay for. Claims of named seats or pool units
   have nothing to skip to and wait as in `wait` mode.
 
+Lapsed holds are looked for *after* the lock, never before the wait for it. A hold that
+another buyer commits while we queue is invisible to a look taken before the wait, yet the read
+after the wait counts its units as free once it has lapsed by our clock::
+
+    A: lock pool; hold 2 units (ttl 1 s) ...         B: look for lapsed holds -> none
+                                                     B: lock pool ... waits
+    A: COMMIT                                        B: (lock) read: A's 2 units lapsed, free
+                                                     B: held = 0 + 1, A's hold still active
+
+and the next expiry of A's hold gives its units back a second time (`held` below zero, the
+CHECK refuses, the pool wedges). Under the lock the look sees everything committed, expires
+what has lapsed, and nobody can commit a new hold on these rows before our write.
+
 Lock timeouts and NOWAIT refusals are counted as conflicts; neither is retried here (the
 buyer decides whether to try again). On SQLite every mode is BEGIN IMMEDIATE: the wait for
 the one database lock happens before any row is named, and picking is a plain selection.
@@ -100,8 +113,8 @@ class RowLockStrategy(StrategyBase):
         finish: Callable[[InventoryTx], T],
     ) -> T:
         with store.write(self._stats) as tx:
-            tx.release_lapsed_holds(claim, now)
             self._lock(tx, claim)
+            tx.release_lapsed_holds(claim, now)  # only now: see "after the lock" above
             seen = read_claim(tx, claim, now)
             if not is_free(claim, seen):
                 raise refusal(tx, claim)
