@@ -74,6 +74,12 @@ class Metrics:
             ["strategy"],
             registry=self.registry,
         )
+        self.bookkeeping_faults = Counter(
+            "lastseat_bookkeeping_faults",
+            "Writes a schema constraint refused because lastseat's own books were wrong (5xx)",
+            ["constraint"],
+            registry=self.registry,
+        )
         self._strategy = {
             field: Counter(
                 name, f"Strategy statistic {field}", ["strategy"], registry=self.registry
@@ -101,6 +107,10 @@ class Metrics:
     def conflicted(self) -> None:
         """Count one claim answered 409."""
         self.conflicts.labels(self.strategy).inc()
+
+    def bookkeeping_fault(self, constraint: str) -> None:
+        """Count one write a schema constraint refused because our own books were wrong."""
+        self.bookkeeping_faults.labels(constraint).inc()
 
     def sync_strategy(self, stats: StrategyStatistics) -> None:
         """Add what the strategy's counters grew by since the last call."""

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from lastseat.domain.errors import (
+    BookkeepingError,
     ConflictError,
     HoldExpiredError,
     IdempotencyKeyMissingError,
@@ -38,6 +39,10 @@ from lastseat.domain.errors import (
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://lastseat.dev/problems/"
 RETRY_AFTER_S = 1
+BOOKKEEPING_DETAIL = (
+    "the server refused to record an inconsistent state and rolled the change back;"
+    " the fault has been logged"
+)
 _MAX_DETAIL = 1000
 _RETRY_LATER = frozenset({"overloaded", "request-in-progress"})
 logger = logging.getLogger("lastseat.api")
@@ -96,6 +101,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ),
     ProblemType("unsafe-strategy", 422, "Unsafe strategy refused", (UnsafeStrategyError,)),
     ProblemType("internal", 500, "Internal error"),
+    ProblemType("bookkeeping-fault", 500, "Internal bookkeeping fault", (BookkeepingError,)),
     ProblemType("overloaded", 503, "Overloaded, retry later", (StoreBusyError,)),
     ProblemType("unavailable-store", 503, "Database unavailable", (StoreError,)),
 )
@@ -149,6 +155,17 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+async def _on_bookkeeping_error(request: Request, exc: Exception) -> Response:
+    # Our own books disagree with the schema: a server fault, never "try again" (a retry
+    # meets the same books). The log keeps the constraint and the route, /metrics counts it.
+    assert isinstance(exc, BookkeepingError)
+    logger.error("bookkeeping fault on %s %s: %s", request.method, request.url.path, exc)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.bookkeeping_fault(exc.constraint)
+    return problem_response(problem_for_error(exc), BOOKKEEPING_DETAIL)
+
+
 async def _on_lastseat_error(request: Request, exc: Exception) -> Response:
     return problem_response(problem_for_error(exc), str(exc))
 
@@ -174,6 +191,7 @@ async def _on_unexpected_error(request: Request, exc: Exception) -> Response:
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of `app` with a problem document."""
     app.add_exception_handler(LastseatError, _on_lastseat_error)
+    app.add_exception_handler(BookkeepingError, _on_bookkeeping_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected_error)

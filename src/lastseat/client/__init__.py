@@ -19,6 +19,7 @@ Idempotency-Key, reused on all its retries; errors are `ProblemError` subclasses
 from lastseat.client._async import AsyncLastseatClient
 from lastseat.client._sync import LastseatClient
 from lastseat.client.errors import (
+    BookkeepingFaultError,
     ConflictError,
     ForbiddenError,
     HoldExpiredError,
@@ -54,6 +55,7 @@ from lastseat.client.retry import (
 
 __all__ = [
     "AsyncLastseatClient",
+    "BookkeepingFaultError",
     "ClientStatistics",
     "ConflictError",
     "DEFAULT_RETRY_POLICY",

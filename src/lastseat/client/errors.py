@@ -202,6 +202,13 @@ class InternalError(ProblemError):
     slug = "internal"
 
 
+class BookkeepingFaultError(ProblemError):
+    """500: the server caught its own books going wrong and refused the write; never retried
+    (the same request meets the same books)."""
+
+    slug = "bookkeeping-fault"
+
+
 class OverloadedError(ProblemError):
     """503: the server is overloaded; retried after Retry-After."""
 
@@ -235,6 +242,7 @@ PROBLEM_ERRORS: dict[str, type[ProblemError]] = {
         ValidationError,
         IdempotencyKeyReusedError,
         InternalError,
+        BookkeepingFaultError,
         OverloadedError,
         StoreUnavailableError,
     )

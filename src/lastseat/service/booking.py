@@ -184,25 +184,39 @@ class BookingService:
                 f"hold {hold.hold_id} expired and its inventory was sold meanwhile; nothing charged"
             ) from exc
 
-    def release_hold(self, buyer_id: str, hold_id: str) -> Hold:
-        """Give a hold's inventory back before it lapses."""
-        with self.store.write() as tx:
-            hold = self._own_hold(tx, buyer_id, hold_id)
-            if hold.is_lapsed(self.clock.now()):
-                tx.expire_hold(hold_id)
-                return hold.to(HoldStatus.EXPIRED)
-            if tx.order_of_hold(hold_id) is not None:
-                raise InvalidTransitionError(f"hold {hold_id} has an order being paid")
-            released = hold.to(HoldStatus.RELEASED)
-            if not tx.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.RELEASED):
-                raise InvalidTransitionError(f"hold {hold_id} is no longer active")
-            tx.release_inventory(hold, Stage.HELD)
-            return released
+    def release_hold(self, buyer_id: str, hold_id: str, fence: RequestFence | None = None) -> Hold:
+        """Give a hold's inventory back; a hold already gone answers as it stands.
 
-    def cancel_order(self, buyer_id: str, order_id: str) -> Order:
-        """Refund a confirmed order: money back and inventory released, atomically."""
-        with self.store.write() as tx:
-            order = take_back(tx, buyer_id, order_id)
+        Released (by an earlier attempt of this request, or an earlier release) or lapsed
+        (whether or not a sweeper or another buyer's claim marked it expired yet): the caller
+        wanted it gone and it is, so every such release gets the same success. Refused: a hold
+        that was paid, or has an order being paid (its payment may still convert it).
+        """
+        now = self.clock.now()
+        with fenced(self.store, fence).write() as tx:
+            hold = self._own_hold(tx, buyer_id, hold_id)
+            if hold.status is HoldStatus.RELEASED:
+                return hold
+            _refuse_if_being_paid(tx, hold)
+            if hold.status is HoldStatus.ACTIVE and not hold.is_lapsed(now):
+                if tx.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.RELEASED):
+                    tx.release_inventory(hold, Stage.HELD)
+                    return hold.to(HoldStatus.RELEASED)
+                # Moved between our read and our write (PostgreSQL's READ COMMITTED): it can
+                # only have moved on, to released, expired or converted; answer that.
+                hold = self._own_hold(tx, buyer_id, hold_id)
+            return _gone(tx, hold, now)
+
+    def cancel_order(
+        self, buyer_id: str, order_id: str, fence: RequestFence | None = None
+    ) -> Order:
+        """Refund a confirmed order: money back and inventory released, atomically. An order
+        refunded already (by an earlier attempt of this request, or an earlier cancel) is
+        answered as it stands, refunded, and nothing is given back twice."""
+        with fenced(self.store, fence).write() as tx:
+            order, taken = take_back(tx, buyer_id, order_id)
+            if not taken:
+                return order
             tx.post_transfer(
                 Transfer(
                     new_id("trf"),
@@ -260,19 +274,47 @@ class BookingService:
         return hold
 
 
-def take_back(tx: InventoryTx, buyer_id: str, order_id: str) -> Order:
+def take_back(tx: InventoryTx, buyer_id: str, order_id: str) -> tuple[Order, bool]:
     """Cancel a confirmed order in `tx`: REFUNDED, tickets void, inventory free; the money is
-    the caller's to give back. Returns the order as refunded."""
+    the caller's to give back. Returns the order as refunded, and whether this call took it
+    back (False: a cancel before this one did, and there is nothing left to do)."""
     order = tx.get_order(order_id)
     if order is None or order.buyer_id != buyer_id:
         raise NotFoundError(f"no order {order_id}")
+    if order.status is OrderStatus.REFUNDED:
+        return order, False
     refunded = order.to(OrderStatus.REFUNDED)
     if not tx.move_order(order_id, OrderStatus.CONFIRMED, OrderStatus.REFUNDED):
+        # A concurrent cancel (PostgreSQL's READ COMMITTED re-checks after its lock wait).
+        now = tx.get_order(order_id)
+        if now is not None and now.status is OrderStatus.REFUNDED:
+            return now, False
         raise InvalidTransitionError(f"order {order_id} changed while being cancelled")
     tx.void_tickets(order_id)
     if (hold := tx.get_hold(order.hold_id)) is not None:
         tx.release_inventory(hold, Stage.SOLD)
-    return refunded
+    return refunded, True
+
+
+def _refuse_if_being_paid(tx: InventoryTx, hold: Hold) -> None:
+    """A paid hold, or one whose order's payment is still open, is not the buyer's to release."""
+    if hold.status is HoldStatus.CONVERTED:
+        raise InvalidTransitionError(f"hold {hold.hold_id} was paid; cancel its order instead")
+    order_id = tx.order_of_hold(hold.hold_id)
+    order = None if order_id is None else tx.get_order(order_id)
+    if order is not None and order.status is OrderStatus.PENDING_PAYMENT:
+        raise InvalidTransitionError(f"hold {hold.hold_id} has an order being paid")
+
+
+def _gone(tx: InventoryTx, hold: Hold, now: datetime) -> Hold:
+    """A hold that is no longer the buyer's to release, as it now stands: released or expired
+    (a lapsed one is expired here, its inventory given back once); refused if it was paid."""
+    if hold.is_lapsed(now):
+        tx.expire_hold(hold.hold_id)  # False if a sweeper beat us to it: expired either way
+        return hold.to(HoldStatus.EXPIRED)
+    if hold.status in (HoldStatus.RELEASED, HoldStatus.EXPIRED):
+        return hold
+    raise InvalidTransitionError(f"hold {hold.hold_id} is {hold.status}; it cannot be released")
 
 
 def resumed(fence: RequestFence | None) -> bool:

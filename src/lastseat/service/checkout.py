@@ -50,6 +50,7 @@ from lastseat.service.booking import (
     take_back,
     tickets_for,
 )
+from lastseat.service.fenced import fenced
 from lastseat.service.idempotency import RequestFence
 from lastseat.service.payments import (
     Charge,
@@ -173,22 +174,35 @@ class Checkout:
             return self._rebuy(hold, fence)
         return self._drive(order.order_id)
 
-    def cancel_order(self, buyer_id: str, order_id: str) -> Order:
+    def cancel_order(
+        self, buyer_id: str, order_id: str, fence: RequestFence | None = None
+    ) -> Order:
         """Refund a confirmed order: tickets void and inventory free at once, money back from
-        the provider (now, or by the reconciler if the provider does not answer)."""
+        the provider (now, or by the reconciler if the provider does not answer).
+
+        An order refunded already (an earlier attempt of this request, whose server may have
+        died before the provider was asked, or an earlier cancel) answers refunded; its refund
+        is driven on here if nobody is driving it.
+        """
         with self.store.read() as read:
             payment = read.get_payment(order_id)
         if payment is None:
-            return self.booking.cancel_order(buyer_id, order_id)
+            return self.booking.cancel_order(buyer_id, order_id, fence)
         now = self.clock.now()
-        with self.store.write() as tx:
-            refunded = take_back(tx, buyer_id, order_id)
-            if not tx.move_payment(
+        lease_until = now + self.payment_lease
+        with fenced(self.store, fence).write() as tx:
+            refunded, taken = take_back(tx, buyer_id, order_id)
+            if not taken:
+                driving = tx.lease_payment(order_id, now, lease_until)
+            elif tx.move_payment(
                 order_id, PaymentStatus.CAPTURED, PaymentStatus.REFUND_PENDING, now
             ):
+                tx.set_payment_lease(order_id, lease_until)
+                driving = True
+            else:
                 raise ConflictError(f"the payment of order {order_id} changed meanwhile")
-            tx.set_payment_lease(order_id, now + self.payment_lease)
-        self._refund(order_id)
+        if driving:
+            self._refund(order_id)
         return refunded
 
     def reconcile(self, limit: int = 100) -> ReconcileReport:

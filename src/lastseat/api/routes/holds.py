@@ -45,10 +45,13 @@ def read_hold(hold_id: IdPath, buyer_id: BuyerId, services: ServicesDep) -> Hold
 
 @router.delete("/holds/{hold_id}", responses=problem_responses(401, 404, 409, 422, 503))
 def release_hold(
-    hold_id: IdPath, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep
+    hold_id: IdPath, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep, fence: Fence
 ) -> HoldOut:
-    """Give a hold's inventory back before it lapses."""
-    hold = services.booking.release_hold(buyer_id, hold_id)
+    """Give a hold's inventory back. A hold that is gone already answers 200 as it stands:
+    `released` if released before (a resent release), `expired` if it lapsed, whether or not
+    anything marked it expired yet. A paid hold, or one with an order being paid, is 409
+    `invalid-state`."""
+    hold = services.booking.release_hold(buyer_id, hold_id, fence)
     cache.forget(hold.claim.event_id)
     return hold_out(hold, services.booking.clock.now())
 

@@ -80,10 +80,13 @@ def read_order(order_id: IdPath, buyer_id: BuyerId, services: ServicesDep) -> Pu
 
 @router.post("/orders/{order_id}/cancel", responses=problem_responses(401, 404, 409, 422, 503))
 def cancel_order(
-    order_id: IdPath, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep
+    order_id: IdPath, buyer_id: BuyerId, services: ServicesDep, cache: CacheDep, fence: Fence
 ) -> PurchaseOut:
-    """Refund a confirmed order: money back, tickets void, inventory free."""
-    order = services.checkout.cancel_order(buyer_id, order_id)
+    """Refund a confirmed order: money back, tickets void, inventory free. Cancelling an
+    order that is refunded already answers 200 with it as it stands (refunded; nothing is
+    given back twice), so a resent cancel - same key after a crash, or a new key - succeeds;
+    an order that was never confirmed (pending, failed, expired) is 409 `invalid-state`."""
+    order = services.checkout.cancel_order(buyer_id, order_id, fence)
     cache.forget(order.event_id)
     return purchase_out(services.booking.purchase(buyer_id, order_id))
 
