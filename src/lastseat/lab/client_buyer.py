@@ -31,7 +31,7 @@ from lastseat.client import (
     RetryPolicy,
     UnavailableError,
 )
-from lastseat.domain.holds import Claim, SeatClaim
+from lastseat.domain.holds import ClaimRequest, PoolClaim, SeatClaim
 from lastseat.lab.history import answer_digest
 from lastseat.service.auth import issue_token
 
@@ -63,6 +63,11 @@ class Answer:
     order_id: str | None = None
     codes: tuple[str, ...] = ()
     error: str | None = None
+    hold_id: str | None = None
+    seat_ids: tuple[str, ...] = ()  # what a hold or an order holds, as the answer names it
+    pool_id: str | None = None
+    quantity: int = 0
+    told: str | None = None  # the hold's or order's status the answer reported
 
 
 class ClientBuyer:
@@ -86,7 +91,7 @@ class ClientBuyer:
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
 
-    def buy(self, index: int, buyer_id: str, claim: Claim, key: str) -> Answer:
+    def buy(self, index: int, buyer_id: str, claim: ClaimRequest, key: str) -> Answer:
         """Buy on server `index mod N` with idempotency key `key`, following a 202 to the end."""
         client = self._client(index, buyer_id)
         answer = _answer(lambda: client.purchase(**_claim_args(claim), idempotency_key=key), key)
@@ -112,10 +117,50 @@ class ClientBuyer:
         with self._random_lock:
             return self._random.random() < rate
 
-    def resend(self, index: int, buyer_id: str, claim: Claim, key: str) -> Answer:
+    def resend(self, index: int, buyer_id: str, claim: ClaimRequest, key: str) -> Answer:
         """The same purchase again, with the same key, on the next server: no waiting."""
         client = self._client(index + 1, buyer_id)
         return _answer(lambda: client.purchase(**_claim_args(claim), idempotency_key=key), key)
+
+    # -- the mixed scenario's other requests (`index` picks the server) ----------------------
+
+    def hold(self, index: int, buyer_id: str, claim: ClaimRequest, ttl_s: int, key: str) -> Answer:
+        """Place a hold (`ttl_s` 0: the server's default TTL)."""
+        client = self._client(index, buyer_id)
+        ttl = ttl_s or None
+        return _answer(
+            lambda: client.place_hold(**_claim_args(claim), ttl_s=ttl, idempotency_key=key), key
+        )
+
+    def pay_hold(self, index: int, buyer_id: str, hold_id: str, key: str) -> Answer:
+        """Pay a hold, following a 202 to the end."""
+        client = self._client(index, buyer_id)
+        answer = _answer(lambda: client.pay_hold(hold_id, idempotency_key=key), key)
+        if answer.status == 202 and answer.order_id is not None:
+            answer = _settled(client, answer)
+        return replace(answer, hold_id=hold_id)
+
+    def release(self, index: int, buyer_id: str, hold_id: str, key: str) -> Answer:
+        """Release a hold."""
+        client = self._client(index, buyer_id)
+        answer = _answer(lambda: client.release_hold(hold_id, idempotency_key=key), key)
+        return replace(answer, hold_id=hold_id)
+
+    def cancel_at(self, index: int, buyer_id: str, order_id: str, key: str) -> Answer:
+        """Cancel an order, keeping what the answer says about it (its status)."""
+        client = self._client(index, buyer_id)
+        answer = _answer(lambda: client.cancel_order(order_id, idempotency_key=key), key)
+        return replace(answer, order_id=order_id)
+
+    def read_order(self, index: int, buyer_id: str, order_id: str) -> Answer:
+        """Read one of the buyer's orders."""
+        client = self._client(index, buyer_id)
+        return replace(_answer(lambda: client.order(order_id), ""), order_id=order_id)
+
+    def read_availability(self, index: int, buyer_id: str, event_id: str) -> Answer:
+        """Read what the event has left."""
+        client = self._client(index, buyer_id)
+        return _answer(lambda: client.availability(event_id), "")
 
     def statistics(self) -> dict[str, int]:
         """The SDK's counters over every client: requests, retries, replays seen, ..."""
@@ -141,9 +186,11 @@ def vars_of(statistics: object) -> dict[str, int]:
     return {name: value for name in fields if isinstance(value := getattr(statistics, name), int)}
 
 
-def _claim_args(claim: Claim) -> dict[str, Any]:
+def _claim_args(claim: ClaimRequest) -> dict[str, Any]:
     if isinstance(claim, SeatClaim):
         return {"event_id": claim.event_id, "seat_ids": list(claim.seat_ids)}
+    if not isinstance(claim, PoolClaim):
+        return {"event_id": claim.event_id, "section": claim.section, "quantity": claim.quantity}
     return {
         "event_id": claim.event_id,
         "pool": claim.pool_id.removeprefix(f"{claim.event_id}/"),
@@ -155,22 +202,49 @@ def _answer(call: Callable[[], Result], key: str) -> Answer:
     try:
         result = call()
     except ProblemError as exc:
-        return _problem_answer(exc, key)
+        return problem_answer(exc, key)
     except LastseatClientError as exc:
         return Answer("info", key, None, None, error=f"{type(exc).__name__}: {exc}")
-    return _result_answer(result, key)
+    return result_answer(result, key)
 
 
-def _result_answer(result: Result, key: str) -> Answer:
+def result_answer(result: Result, key: str) -> Answer:
     digest = answer_digest(result.body)
     if result.status == 202 or result.pending:
         return Answer("info", key, result.status, digest, result.replayed, result.order_id)
-    tickets = result.body.get("tickets", [])
-    codes = tuple(t["code"] for t in tickets if isinstance(t, dict) and "code" in t)
-    return Answer("ok", key, result.status, digest, result.replayed, result.order_id, codes)
+    answer = Answer("ok", key, result.status, digest, result.replayed, result.order_id)
+    if "hold_id" in result.body:
+        return replace(answer, **hold_fields(result.body))
+    if result.order_id is None:
+        return answer
+    return replace(answer, told=result.order_status, **ticket_fields(result.body))
 
 
-def _problem_answer(exc: ProblemError, key: str) -> Answer:
+def hold_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """What a hold answer says: its id, status and claim."""
+    pool_id = body.get("pool_id")
+    return {
+        "hold_id": str(body["hold_id"]),
+        "told": str(body.get("status")),
+        "seat_ids": tuple(str(s) for s in body.get("seat_ids") or ()),
+        "pool_id": pool_id if isinstance(pool_id, str) else None,
+        "quantity": int(body.get("quantity") or 0),
+    }
+
+
+def ticket_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """What an order answer's tickets name: their codes, seats, pool and count."""
+    tickets = [t for t in body.get("tickets", []) if isinstance(t, dict)]
+    pools = {t["pool_id"] for t in tickets if isinstance(t.get("pool_id"), str)}
+    return {
+        "codes": tuple(str(t["code"]) for t in tickets if "code" in t),
+        "seat_ids": tuple(sorted(str(t["seat_id"]) for t in tickets if t.get("seat_id"))),
+        "pool_id": next(iter(pools)) if len(pools) == 1 else None,
+        "quantity": len(tickets),
+    }
+
+
+def problem_answer(exc: ProblemError, key: str) -> Answer:
     digest = answer_digest(exc.problem)
     for error_type, name in _DEFINITE.items():
         if isinstance(exc, error_type):
@@ -195,10 +269,14 @@ def _settled(client: LastseatClient, pending: Answer) -> Answer:
         )
     status = final.order_status
     if status == "confirmed":
-        tickets = final.body.get("tickets", [])
-        codes = tuple(t["code"] for t in tickets if isinstance(t, dict) and "code" in t)
         return Answer(
-            "ok", pending.idempotency_key, 202, pending.digest, order_id=final.order_id, codes=codes
+            "ok",
+            pending.idempotency_key,
+            202,
+            pending.digest,
+            order_id=final.order_id,
+            told=status,
+            **ticket_fields(final.body),
         )
     error = {"failed": "payment_declined", "expired": "hold_expired"}.get(status or "", status)
     return Answer(

@@ -11,6 +11,11 @@ true). A 202 (payment outcome not known yet) is an `info` with `status=202` and 
 named. Actions: `buy`, `resend` (the same request again with the same key, by the lab's
 duplicate-request feature) and `refund`. Every field after `error` has a default, so history
 files written before they existed still parse.
+
+The `mixed` scenario adds `hold`, `pay-hold`, `release`, `cancel`, `read-availability` and
+`read-order`; its `resend` names the action it repeats in `resent`. A hold, its payment and
+its release carry `hold_id`; `told` is the state the answer reported (a hold's or an order's
+status), so the checker can hold it against the final state.
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ OpType = Literal["invoke", "ok", "fail", "info"]
 OP_TYPES: frozenset[str] = frozenset({"invoke", "ok", "fail", "info"})
 BUY_ACTION = "buy"
 RESEND_ACTION = "resend"
+HOLD_ACTION = "hold"
+PAY_HOLD_ACTION = "pay-hold"
+RELEASE_ACTION = "release"
+CANCEL_ACTION = "cancel"
+READ_AVAILABILITY_ACTION = "read-availability"
+READ_ORDER_ACTION = "read-order"
+# Actions whose success is a confirmed order with tickets (a resend repeats `resent`).
+PURCHASE_ACTIONS: frozenset[str] = frozenset({BUY_ACTION, PAY_HOLD_ACTION})
 
 
 class HistoryFormatError(ValueError):
@@ -52,6 +65,19 @@ class Operation:
     status: int | None = None  # the answer's HTTP status; None when no answer came
     digest: str | None = None  # answer_digest of the answer's body
     replayed: bool = False  # the answer carried Idempotent-Replayed: true
+    hold_id: str | None = None  # the hold a hold / pay-hold / release is about
+    resent: str | None = None  # for a resend: the action it repeats (None: a buy)
+    told: str | None = None  # the hold's or order's status the answer reported
+
+    def acts_as(self) -> str:
+        """The action this operation performs: a resend performs the one it repeats."""
+        if self.action == RESEND_ACTION:
+            return self.resent or BUY_ACTION
+        return self.action
+
+    def is_purchase(self) -> bool:
+        """True for an attempt whose success is a confirmed order with its tickets."""
+        return self.acts_as() in PURCHASE_ACTIONS
 
     def to_json(self) -> str:
         """This operation as one JSON line (without the newline)."""

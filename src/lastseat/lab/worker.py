@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,10 +28,18 @@ from lastseat.domain.errors import (
     StoreError,
     UnavailableError,
 )
-from lastseat.domain.holds import SeatClaim
+from lastseat.domain.holds import ClaimRequest, PoolClaim, SeatClaim
 from lastseat.lab.checker import REFUND_ACTION
 from lastseat.lab.client_buyer import Answer, ClientBuyer
-from lastseat.lab.history import BUY_ACTION, RESEND_ACTION, Operation, OpType, write_history
+from lastseat.lab.history import (
+    BUY_ACTION,
+    HOLD_ACTION,
+    RESEND_ACTION,
+    Operation,
+    OpType,
+    write_history,
+)
+from lastseat.lab.mixed import Desk, ServiceDesk, play_session
 from lastseat.lab.scenarios import BuyerPlan
 from lastseat.service.booking import BookingService
 from lastseat.service.ports import Pause, no_pause
@@ -98,6 +106,7 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
     recorder = _Recorder(job.index)
     next_buyer = iter(enumerate(job.plans))
     take_lock = threading.Lock()
+    desk: Desk = http if http is not None else ServiceDesk(services)
 
     def buyer_loop() -> None:
         while True:
@@ -105,7 +114,9 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
                 index, plan = next(next_buyer, (0, None))
             if plan is None:
                 return
-            if http is not None:
+            if plan.steps:
+                play_session(plan, desk, recorder.record, index, lambda: str(uuid.uuid4()))
+            elif http is not None:
                 recorder.attempt_http(plan, index, http)
             else:
                 recorder.attempt(plan, functools.partial(_buy, services.booking, plan))
@@ -211,6 +222,63 @@ class _Recorder:
         )
         return answer
 
+    def record(
+        self,
+        plan: BuyerPlan,
+        action: str,
+        send: Callable[[], Answer],
+        *,
+        key: str | None = None,
+        claim: ClaimRequest | None = None,
+        hold: Answer | None = None,
+        order_id: str | None = None,
+        resent: str | None = None,
+    ) -> Answer:
+        """One request of a mixed session: its invoke, then its answer (`mixed.Record`)."""
+        op_id = self._next_id()
+        asked = _asked(claim, hold)
+        invoke = Operation(
+            "invoke",
+            op_id,
+            self.process,
+            plan.buyer_id,
+            time.monotonic_ns(),
+            action,
+            asked.seat_ids,
+            asked.pool_id,
+            asked.quantity,
+            order_id,
+            idempotency_key=key,
+            hold_id=asked.hold_id,
+            resent=resent,
+        )
+        with self._lock:
+            self.operations.append(invoke)
+        started = time.monotonic_ns()
+        answer = send()
+        finished = time.monotonic_ns()
+        told = _told_claim(action if resent is None else resent, asked, answer)
+        done = replace(
+            invoke,
+            type=cast(OpType, answer.kind),
+            time_ns=finished,
+            seat_ids=told.seat_ids,
+            pool_id=told.pool_id,
+            quantity=told.quantity,
+            order_id=answer.order_id or order_id,
+            ticket_codes=answer.codes,
+            error=answer.error,
+            status=answer.status,
+            digest=answer.digest,
+            replayed=answer.replayed,
+            hold_id=answer.hold_id or asked.hold_id,
+            told=answer.told,
+        )
+        with self._lock:
+            self.operations.append(done)
+            self.latencies_ns.append(finished - started)
+        return answer
+
     def _next_id(self) -> str:
         with self._lock:
             self._seq += 1
@@ -254,6 +322,36 @@ class _Recorder:
         )
         with self._lock:
             self.operations.append(op)
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """The inventory one request is about, and the hold it names."""
+
+    seat_ids: tuple[str, ...] = ()
+    pool_id: str | None = None
+    quantity: int = 0
+    hold_id: str | None = None
+
+
+def _asked(claim: ClaimRequest | None, hold: Answer | None) -> _Asked:
+    if hold is not None:
+        return _Asked(hold.seat_ids, hold.pool_id, hold.quantity, hold.hold_id)
+    if isinstance(claim, SeatClaim):
+        return _Asked(claim.seat_ids, None, claim.quantity)
+    if isinstance(claim, PoolClaim):
+        return _Asked((), claim.pool_id, claim.quantity)
+    return _Asked((), None, claim.quantity if claim is not None else 0)
+
+
+def _told_claim(action: str, asked: _Asked, answer: Answer) -> _Asked:
+    """What the completion records as claimed: what was asked, or for a best-available
+    claim the seats the answer named. Cancels and reads claim nothing."""
+    if action not in (BUY_ACTION, HOLD_ACTION) and asked.hold_id is None:
+        return _Asked()
+    if asked.seat_ids or asked.pool_id:
+        return asked
+    return _Asked(answer.seat_ids, answer.pool_id, answer.quantity or asked.quantity)
 
 
 def _classify(exc: LastseatError) -> tuple[OpType, str]:

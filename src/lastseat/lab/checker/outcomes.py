@@ -9,7 +9,7 @@ from lastseat.domain.ledger import TransferKind
 from lastseat.domain.orders import OrderStatus
 from lastseat.lab.checker.facts import Facts
 from lastseat.lab.checker.violations import Violation
-from lastseat.lab.history import Operation
+from lastseat.lab.history import CANCEL_ACTION, Operation
 from lastseat.service.snapshot import TicketRow
 
 REFUND_ACTION = "refund"
@@ -22,10 +22,12 @@ def missing_tickets(facts: Facts) -> Iterator[Violation]:
     """Successes not backed by exactly the claimed tickets; partial confirmed orders."""
     # A success later refunded at the buyer's own request rightly has only void tickets.
     refunds_asked = {
-        op.order_id for op in facts.attempts if op.action == REFUND_ACTION and op.type != "fail"
+        op.order_id
+        for op in facts.attempts
+        if op.acts_as() in (REFUND_ACTION, CANCEL_ACTION) and op.type != "fail"
     }
     for op in facts.attempts:
-        if op.type == "ok" and op.action != REFUND_ACTION and (op.seat_ids or op.pool_id):
+        if op.type == "ok" and op.is_purchase() and (op.seat_ids or op.pool_id):
             reason = _unbacked_success(facts, op, refunds_asked)
             if reason is not None:
                 yield Violation(
@@ -72,7 +74,12 @@ def failures_with_tickets(facts: Facts) -> Iterator[Violation]:
     reported: set[str] = set()
     for op in facts.attempts:
         order = facts.orders.get(op.order_id or "")
-        if op.type == "fail" and order is not None and order.status == OrderStatus.CONFIRMED:
+        if (
+            op.type == "fail"
+            and op.is_purchase()
+            and order is not None
+            and order.status == OrderStatus.CONFIRMED
+        ):
             reported.add(op.buyer_id)
             yield Violation(
                 "failure_with_tickets",

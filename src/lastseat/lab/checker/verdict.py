@@ -15,6 +15,7 @@ from lastseat.lab.checker.inventory import (
     seat_state_mismatches,
     seats_sold_twice,
 )
+from lastseat.lab.checker.mixed import MIXED_KINDS, MIXED_RULES
 from lastseat.lab.checker.money import (
     charges_without_order,
     confirmed_without_charge,
@@ -94,7 +95,7 @@ def check(
 
 
 # Violations are reported grouped by the invariant they break, in KINDS order.
-_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
+_RANK = {kind: rank for rank, kind in enumerate((*KINDS, *MIXED_KINDS))}
 
 _RULES: tuple[Callable[[Facts], Iterable[Violation]], ...] = (
     seats_sold_twice,
@@ -115,6 +116,7 @@ _RULES: tuple[Callable[[Facts], Iterable[Violation]], ...] = (
     replay_mismatches,  # needs only the history: silent when no answer carries a key
     duplicate_ticket_codes,
     incomplete_operations,
+    *MIXED_RULES,  # the answers of the mixed scenario's writes and reads
 )
 
 _PROVIDER_RULES: tuple[Callable[[Facts, ProviderBook], Iterable[Violation]], ...] = (
