@@ -19,7 +19,7 @@ from rich.table import Table
 
 from lastseat.lab.checker.violations import Violation
 from lastseat.lab.runner import PaymentsSummary, RaceConfig, RaceResult
-from lastseat.lab.tables import Column, natural_width, stacked_tables, table_of
+from lastseat.lab.tables import Column, print_whole, stacked_tables, table_of
 
 Result = Column[RaceResult]
 
@@ -138,9 +138,10 @@ def render_table(
     if wide:
         columns = [STRATEGY, *(c for group in (*DEFAULT_GROUPS, EXTRA) for c in group)]
         table = table_of(columns, results, width=100_000)
-        console.print(table, width=natural_width(console, table), crop=False)
+        print_whole(console, table)
     else:
         _print_stacked(console, stacked_tables(STRATEGY, DEFAULT_GROUPS, results, console.width))
+    console.print()
     console.print(LEGEND, style="dim", highlight=False)
     if not all(r.verdict_ok for r in results):
         render_findings(results, console)
@@ -151,8 +152,7 @@ def _print_stacked(console: Console, tables: Sequence[Table]) -> None:
     for index, table in enumerate(tables):
         if index:
             console.print()
-        # Narrower than the narrowest layout: let the terminal wrap rather than rich cut.
-        console.print(table, width=max(console.width, natural_width(console, table)), crop=False)
+        print_whole(console, table)
 
 
 def race_title(config: RaceConfig) -> str:

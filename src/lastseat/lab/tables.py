@@ -75,6 +75,21 @@ def natural_width(console: Console, table: Table) -> int:
     return console.measure(table, options=console.options.update_width(100_000)).maximum
 
 
+def print_whole(console: Console, table: Table) -> None:
+    """Print `table` uncut even when it is wider than the console (the terminal wraps it)."""
+    needed = natural_width(console, table)
+    if needed <= console.width:
+        console.print(table)
+        return
+    # Console.print clamps any width it is given to the console's own: widen it for this table.
+    previous = console.width
+    console.width = needed
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = previous
+
+
 def _widths(
     columns: Sequence[Column[Row]],
     rows: Sequence[Row],
