@@ -59,6 +59,16 @@ class InvalidTransitionError(LastseatError):
     """A state machine was asked for a transition its table does not allow."""
 
 
+class BookkeepingError(LastseatError):
+    """A schema constraint caught lastseat's own bookkeeping going wrong (a counter below zero
+    or above its truth, a seat whose status disagrees with its hold): a server fault to log
+    and count, never a conflict a client should retry. `constraint` names what fired."""
+
+    def __init__(self, message: str, constraint: str) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
 class UnsafeStrategyError(LastseatError):
     """An unguarded strategy was requested without an explicit allow-unsafe switch."""
 

@@ -9,6 +9,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from lastseat.domain.errors import (
+    BookkeepingError,
     ConflictError,
     InsufficientFundsError,
     LockNotAvailableError,
@@ -20,7 +21,12 @@ from lastseat.domain.errors import (
 
 # The CHECK constraint that keeps wallet balances from going negative (named in the schema).
 BALANCE_CONSTRAINT = "balance_not_negative"
+# `CHECK (held + sold <= capacity)` on pools (PostgreSQL's name for an unnamed table CHECK).
+CAPACITY_CONSTRAINT = "pools_check"
 _CONSTRAINT_CLASS = "23"  # integrity_constraint_violation: unique, check, foreign key, ...
+# A duplicate key or a full pool: a concurrent writer got there first (a racing sale, a
+# second refund of one order, two first attempts of one Idempotency-Key).
+_RACING_STATES = frozenset({"23505", "23P01"})  # unique_violation, exclusion_violation
 _CONFLICTS = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _TIMEOUTS = frozenset({"55P03", "57014"})  # lock_not_available, query_canceled (timeouts)
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -30,12 +36,7 @@ def translate(exc: psycopg.Error) -> Exception:
     """The lastseat error for a driver error."""
     state = exc.sqlstate or ""
     if state.startswith(_CONSTRAINT_CLASS):
-        if exc.diag.constraint_name == BALANCE_CONSTRAINT:
-            return InsufficientFundsError("the wallet does not hold enough money")
-        # A constraint that backs an invariant fired: a concurrent writer got there first.
-        return ConflictError(
-            f"a database constraint refused the write ({exc.diag.constraint_name})"
-        )
+        return _constraint_error(exc, state)
     if state in _CONFLICTS:
         return SerializationError(f"a concurrent transaction won (SQLSTATE {state}); try again")
     if state in _TIMEOUTS:
@@ -43,6 +44,17 @@ def translate(exc: psycopg.Error) -> Exception:
     if isinstance(exc, PoolTimeout):
         return StoreBusyError("no database connection became free within the pool timeout")
     return StoreError(f"postgresql: {type(exc).__name__}: {exc}")
+
+
+def _constraint_error(exc: psycopg.Error, state: str) -> Exception:
+    """A refused racing write is a conflict; any other constraint caught our own bookkeeping."""
+    name = exc.diag.constraint_name or ""
+    if name == BALANCE_CONSTRAINT:
+        return InsufficientFundsError("the wallet does not hold enough money")
+    if state in _RACING_STATES or name == CAPACITY_CONSTRAINT:
+        return ConflictError(f"a database constraint refused the write ({name})")
+    what = f"constraint {name or state} on {exc.diag.table_name or '?'}"
+    return BookkeepingError(f"{what} refused an inconsistent write: {exc}", name or state)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from lastseat.domain.errors import (
+    BookkeepingError,
     ConflictError,
     InsufficientFundsError,
     StoreBusyError,
@@ -25,14 +26,25 @@ def is_busy(exc: sqlite3.Error) -> bool:
 def translate(exc: sqlite3.Error) -> Exception:
     """The lastseat error for a driver error."""
     if isinstance(exc, sqlite3.IntegrityError):
-        text = str(exc)
-        if "balance_minor" in text:
-            return InsufficientFundsError("the wallet does not hold enough money")
-        # A constraint that backs an invariant fired: a concurrent writer got there first.
-        return ConflictError(f"a database constraint refused the write ({text})")
+        return _constraint_error(str(exc))
     if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
         return StoreBusyError("the database stayed locked longer than the busy timeout")
     return StoreError(f"sqlite: {exc}")
+
+
+# The pool CHECK that refuses a racing over-claim (SQLite names an unnamed CHECK by its text).
+CAPACITY_CHECK = "held + sold <= capacity"
+
+
+def _constraint_error(text: str) -> Exception:
+    """A refused racing write is a conflict; any other constraint caught our own bookkeeping."""
+    if "balance_minor" in text:
+        return InsufficientFundsError("the wallet does not hold enough money")
+    # A duplicate key or a full pool: a concurrent writer got there first.
+    if text.startswith("UNIQUE constraint failed") or CAPACITY_CHECK in text:
+        return ConflictError(f"a database constraint refused the write ({text})")
+    constraint = text.partition(": ")[2] or text
+    return BookkeepingError(f"{text}: an inconsistent write was refused", constraint)
 
 
 @contextmanager
