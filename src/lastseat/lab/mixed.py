@@ -276,14 +276,15 @@ class ServiceDesk:
 
     def release(self, index: int, buyer_id: str, hold_id: str, key: str) -> Answer:
         def run(fence: RequestFence) -> tuple[int, dict[str, Any]]:
-            return 200, self._hold_body(self.services.booking.release_hold(buyer_id, hold_id))
+            hold = self.services.booking.release_hold(buyer_id, hold_id, fence)
+            return 200, self._hold_body(hold)
 
         path = f"/holds/{hold_id}"
         return replace(self._keyed(buyer_id, "DELETE", path, {}, key, run), hold_id=hold_id)
 
     def cancel_at(self, index: int, buyer_id: str, order_id: str, key: str) -> Answer:
         def run(fence: RequestFence) -> tuple[int, dict[str, Any]]:
-            self.services.checkout.cancel_order(buyer_id, order_id)
+            self.services.checkout.cancel_order(buyer_id, order_id, fence)
             return 200, _purchase_body(self.services.booking.purchase(buyer_id, order_id))
 
         path = f"/orders/{order_id}/cancel"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from lastseat.bootstrap import LockServices, build, open_store
-from lastseat.lab.checker import ProviderLedger, Verdict, check
+from lastseat.lab.checker import KINDS, ProviderLedger, Verdict, check
+from lastseat.lab.checker.mixed import MIXED_KINDS
 from lastseat.lab.history import (
     BUY_ACTION,
     RESEND_ACTION,
@@ -28,6 +29,7 @@ from lastseat.lab.history import (
     write_history,
 )
 from lastseat.lab.lock_servers import lock_services_for
+from lastseat.lab.nemesis import ServerFaults, nemesis
 from lastseat.lab.payments import (
     PaymentFaults,
     ProviderHandle,
@@ -54,6 +56,9 @@ REJECTIONS = frozenset(
     }
 )
 RESULT_TIMEOUT_S = 3_600.0
+# With server faults on, a killed server's Idempotency-Keys are taken over after this lease
+# (live requests renew theirs), so a race does not wait out the default 30 s per lost key.
+LAB_FAULT_LEASE_MS = 2_000
 
 
 class LabError(RuntimeError):
@@ -73,6 +78,7 @@ class RaceConfig:
     servers: int = 0  # > 0: buyers go through that many `lastseat serve` processes over HTTP
     payments: str = "wallet"  # or "external": a provider process takes the money (needs servers)
     faults: PaymentFaults = field(default_factory=PaymentFaults)
+    server_faults: ServerFaults = field(default_factory=ServerFaults)  # needs servers
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,9 @@ class RaceResult:
     history_path: str = ""
     server_peak_rss_mb: tuple[float, ...] = ()
     payments: PaymentsSummary | None = None
+    operations: dict[str, int] = field(default_factory=dict)  # completed requests by action
+    faults: dict[str, float] = field(default_factory=dict)  # server faults injected, by kind
+    rules: dict[str, int] = field(default_factory=dict)  # every checker rule: its findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,16 +177,21 @@ def run_race(
                 payment_delay_ms=config.payment_delay_ms,
                 payments=provider.settings() if provider else None,
                 hold_ttl_s=config.faults.hold_ttl_s,
+                idempotency_lease_ms=LAB_FAULT_LEASE_MS if config.server_faults.any else 0,
             ) as fleet:
                 share_done = lambda: done[0] / max(1, len(plans))  # noqa: E731
-                with outage_window(provider, config.faults, share_done):
+                with (
+                    outage_window(provider, config.faults, share_done),
+                    nemesis(fleet, config.server_faults, share_done, config.seed) as injected,
+                ):
                     history, results = _race_processes(race, fleet, locks)
+                faults = injected.as_dict()
                 server_rss_mb = fleet.peak_rss_mb()
                 # The strategy ran inside the servers: their counters replace the buyers' zeros.
                 results = [WorkerResult(strategy_statistics(fleet.urls), [], 0, 0), *results]
         else:
             history, results = _race_processes(race, None, locks)
-            server_rss_mb = ()
+            server_rss_mb, faults = (), {}
         if provider is not None:
             settled = settle(str(db_path), provider)
             ledger = provider_ledger(provider)
@@ -191,7 +205,7 @@ def run_race(
     payments = None
     if settled is not None and ledger is not None:
         payments = _payments_summary(history, snapshot, ledger, settled)
-    return replace(summary, server_peak_rss_mb=server_rss_mb, payments=payments)
+    return replace(summary, server_peak_rss_mb=server_rss_mb, payments=payments, faults=faults)
 
 
 @contextmanager
@@ -349,6 +363,7 @@ def _summarize(
         1e-9, (max(r.finished_ns for r in timed) - min(r.started_ns for r in timed)) / 1e9
     )
     latencies = sorted(n for r in results for n in r.latencies_ns)
+    found = Counter(v.kind for v in verdict.violations)
     return RaceResult(
         strategy=strategy,
         scenario=config.scenario.name,
@@ -372,6 +387,8 @@ def _summarize(
         p99_ms=_percentile(latencies, 99),
         verdict_ok=verdict.ok,
         violations=dict(Counter(v.kind for v in verdict.violations)),
+        operations=dict(Counter(op.action for op in history if op.type != "invoke")),
+        rules={kind: found.get(kind, 0) for kind in (*KINDS, *MIXED_KINDS)},
         db_path=str(db_path),
         history_path=str(history_path),
     )

@@ -2,29 +2,106 @@
 
 Each server is a separate OS process with its own connection pool and availability cache, as
 behind a load balancer; the race lab's buyers spread their requests over them round-robin.
+A server can be crashed and brought back on its port, or frozen for a while (lab.nemesis).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import IO
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from lastseat.adapters.process import ThrowawayProcess
 from lastseat.bootstrap import LockServices, PaymentSettings
 from lastseat.domain.errors import StoreError
 
 START_TIMEOUT_S = 60.0
+
+
+class AppServer(ThrowawayProcess):
+    """One `lastseat serve` process; `kill()` + `restart()` crash it and bring it back on the
+    same port (what a process supervisor does), `pause()` / `resume()` freeze it (SIGSTOP)."""
+
+    dir_prefix = "lastseat-serve-"
+    label = "the app server"
+    error = StoreError
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__()
+        self._env = env
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The current process id (a restart changes it); 0 while not running."""
+        return self._process.pid if self._process is not None else 0
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): connections stay open, nothing is answered."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process run again (SIGCONT)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
+    def _launch(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "lastseat",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        # The log goes to a file, not a pipe: an unread pipe fills up and stalls the server.
+        with self._log_path().open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                command, env=self._env, stdout=subprocess.DEVNULL, stderr=log
+            )
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2.0).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling a server that is starting up, not ordering a race
+        return False
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self._log_path().read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "?"
+        return lines[-1] if lines else "?"
+
+    def _log_path(self) -> Path:
+        return self._dir() / "server.log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +111,12 @@ class ServerFleet:
     urls: tuple[str, ...]
     admin_key: str
     token_secret: bytes
-    pids: tuple[int, ...] = ()
+    servers: tuple[AppServer, ...] = ()
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """Each server's current process id."""
+        return tuple(server.pid for server in self.servers)
 
     def peak_rss_mb(self) -> tuple[float, ...]:
         """Each server process's peak resident memory so far (Linux VmHWM), in MB."""
@@ -59,8 +141,12 @@ def server_fleet(
     locks: LockServices | None = None,
     payments: PaymentSettings | None = None,
     hold_ttl_s: int = 0,
+    idempotency_lease_ms: int = 0,
 ) -> Iterator[ServerFleet]:
-    """Start `count` servers over `db`, wait until each answers /ready, stop them on exit."""
+    """Start `count` servers over `db`, wait until each answers /ready, stop them on exit.
+
+    `idempotency_lease_ms` > 0 shortens the servers' Idempotency-Key lease, so that a key
+    whose server was killed is taken over within a short race."""
     admin_key, token_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {
         **os.environ,
@@ -77,63 +163,13 @@ def server_fleet(
     }
     if hold_ttl_s:
         env["LASTSEAT_HOLD_TTL_S"] = str(hold_ttl_s)
+    if idempotency_lease_ms:
+        env["LASTSEAT_IDEMPOTENCY_LEASE_MS"] = str(idempotency_lease_ms)
     with ExitStack() as stack:
-        procs = [stack.enter_context(_server(env)) for _ in range(count)]
-        for url, proc, log in procs:
-            _wait_ready(url, proc, log)
+        servers = tuple(stack.enter_context(AppServer(env)) for _ in range(count))
         yield ServerFleet(
-            tuple(url for url, _, _ in procs),
-            admin_key,
-            token_secret.encode(),
-            tuple(proc.pid for _, proc, _ in procs),
+            tuple(server.url for server in servers), admin_key, token_secret.encode(), servers
         )
-
-
-@contextmanager
-def _server(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str], IO[str]]]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "lastseat",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    # The log goes to a file, not a pipe: an unread pipe fills up and stalls the server.
-    with tempfile.TemporaryFile(mode="w+") as log:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True
-        )
-        try:
-            yield f"http://127.0.0.1:{port}", proc, log
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[str], log: IO[str]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            error = log.read().strip().splitlines()
-            raise StoreError(f"the app server at {url} exited: {error[-1] if error else '?'}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # polling a server that is starting up, not ordering a race
-    raise StoreError(f"the app server at {url} did not become ready in {START_TIMEOUT_S:.0f} s")
 
 
 def _peak_rss_mb(pid: int) -> float:
