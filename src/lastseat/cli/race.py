@@ -62,7 +62,8 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     default="last-seat",
     show_default=True,
     help="last-seat: 1 seat; rush: many seats, hot ones; group: k adjacent seats; "
-    "ga: a general-admission pool.",
+    "ga: a general-admission pool; mixed: an on-sale's workload (buys, groups, GA, best "
+    "available, holds paid late or released, cancels, reads, resends) on seats and a pool.",
 )
 @click.option(
     "--strategy",
@@ -195,6 +196,21 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     help="Over HTTP: share of bought orders the buyer cancels at once (refunds).",
 )
 @click.option(
+    "--kill-every",
+    type=click.FloatRange(0.0, 3_600.0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Over HTTP: SIGKILL a random app server this often and restart it on its port (0: never).",
+)
+@click.option(
+    "--pause",
+    type=click.FloatRange(0.0, 3_600.0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Over HTTP: SIGSTOP one app server for this long once a fifth of the buyers are "
+    "done, then SIGCONT it (0: never).",
+)
+@click.option(
     "--history",
     "history_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -239,6 +255,8 @@ def race(
     resend_rate: float,
     cancel_rate: float,
     hold_ttl_s: int,
+    kill_every: float,
+    pause: float,
     history_path: Path | None,
     allow_unsafe: bool,
     as_json: bool,
@@ -277,6 +295,10 @@ def race(
         servers = 2  # the provider is reached from app servers, buyers come over HTTP
     if (resend_rate or cancel_rate) and not servers:
         raise ValidationError("--resend-rate and --cancel-rate need buyers over HTTP (--servers N)")
+    if (kill_every or pause) and not servers:
+        raise ValidationError("--kill-every and --pause need app servers (--servers N)")
+    from lastseat.lab.nemesis import ServerFaults  # noqa: PLC0415
+
     config = RaceConfig(
         chosen,
         processes,
@@ -287,6 +309,7 @@ def race(
         servers,
         payments,
         faults,
+        ServerFaults(kill_every, pause),
     )
     console = _console(stderr=as_json)
     with race_targets(names, db_path, history_path) as targets:
