@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -70,18 +70,11 @@ def every_strategy() -> list[RaceResult]:
     return rows
 
 
-@dataclass(frozen=True)
-class MixedResult(RaceResult):
-    """A result of a scenario that reports operations and server faults (`mixed`)."""
-
-    operations: int = 0
-    server_faults: dict[str, int] = field(default_factory=dict)
-
-
 def render_race(width: int, results: Sequence[RaceResult], *, wide: bool = False) -> str:
-    console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False)
+    out = io.StringIO()
+    console = Console(width=width, file=out, color_system=None, force_terminal=False)
     render_table(results, console, TITLE, wide=wide)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    return out.getvalue()
 
 
 def cut_or_overflowing(text: str, width: int) -> list[str]:
@@ -157,28 +150,40 @@ def test_a_wide_terminal_gets_one_table_and_a_narrow_one_stacked_tables() -> Non
 
 
 def test_a_scenario_with_operations_and_server_faults_shows_both_columns() -> None:
-    results = [
-        MixedResult(
-            **{f: getattr(r, f) for f in RaceResult.__dataclass_fields__},
-            operations=123_456,
-            server_faults={"kills": 12, "pauses": 3},
-        )
-        for r in every_strategy()
-    ]
+    mixed = {"buy": 50_000, "hold": 40_000, "pay-hold": 30_000, "release": 3_456}
+    faults = {"kills": 12.0, "restarts": 12.0, "restart_failures": 0.0, "pauses": 1.0}
+    results = [replace(r, operations=mixed, faults=faults) for r in every_strategy()]
     for width in (100, 80):
         text = render_race(width, results)
         assert cut_or_overflowing(text, width) == []
         assert {"ops", "server", "faults"} <= headers(text)
         for r in results:
-            assert {"123,456", "kills", "12,", "pauses", "3"} <= row_cells(text, r.strategy)
+            cells = row_cells(text, r.strategy)
+            assert {"123,456", "kills", "12,", "restarts", "pauses", "1"} <= cells, cells
+            assert "failures" not in cells  # none happened
     assert "ops" not in headers(render_race(100, every_strategy()))
+    buys_only = [replace(r, operations={"buy": 20_000}) for r in every_strategy()]
+    assert "ops" not in headers(render_race(100, buys_only))  # the attempts column says it
+
+
+def test_wide_lists_every_checker_rule_with_its_findings() -> None:
+    rules = dict.fromkeys(KINDS, 0)
+    results = [replace(r, rules=rules) for r in every_strategy()]
+    results[0] = replace(results[0], rules={**rules, "seat_sold_twice": 2})
+    for width in (100, 80):
+        text = render_race(width, results, wide=True)
+        rule_words = " ".join(text[text.index("findings of each checker rule") :].split())
+        assert ELLIPSIS not in rule_words
+        for kind in KINDS:
+            assert all(word in rule_words for word in kind.split("_")), kind
+    assert "2" in row_cells(text[text.index("findings of each checker rule") :], "naive")
 
 
 def test_wide_shows_every_column_in_one_table_without_cutting() -> None:
     text = render_race(80, every_strategy(), wide=True)
     assert ELLIPSIS not in text
     assert text.count(" strategy ") == 1
-    for column in (*(c for g in DEFAULT_GROUPS for c in g if c.shown is None), *EXTRA[:-1]):
+    for column in (c for group in (*DEFAULT_GROUPS, EXTRA) for c in group if c.shown is None):
         for word in column.header.split():
             assert word in headers(text), column.header
 

@@ -10,7 +10,7 @@ terminal, a file or `less -S`); `--json` carries every field.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lastseat.lab.checker.violations import Violation
+from lastseat.lab.history import BUY_ACTION
 from lastseat.lab.runner import PaymentsSummary, RaceConfig, RaceResult
 from lastseat.lab.tables import Column, print_whole, stacked_tables, table_of
 
@@ -42,22 +43,27 @@ def _ms(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def _operations(result: RaceResult) -> int | None:
-    # Scenarios with more than purchases (`mixed`) report their operations; older results
-    # have no such field.
-    value = getattr(result, "operations", None)
-    return value if isinstance(value, int) else None
+def _has_operations(results: Sequence[RaceResult]) -> bool:
+    # Purchases alone are the attempts column already; a scenario with holds, releases,
+    # cancels and reads (`mixed`) gets its own count.
+    return any(set(r.operations) - {BUY_ACTION} for r in results)
 
 
-def _server_faults(result: RaceResult) -> Mapping[str, int] | None:
-    # Server kills and pauses injected during the race (`--kill-every`, `--pause`), by kind.
-    value = getattr(result, "server_faults", None)
-    return value if isinstance(value, Mapping) else None
+def _operations_text(result: RaceResult) -> str:
+    return ", ".join(f"{action} {n:,}" for action, n in sorted(result.operations.items()))
 
 
 def _faults_text(result: RaceResult) -> str:
-    faults = _server_faults(result) or {}
-    return ", ".join(f"{kind} {n:,}" for kind, n in sorted(faults.items()) if n) or "none"
+    """Server faults injected (`--kill-every`, `--pause`): `kills 3, restarts 3, paused 5 s`."""
+    shown = []
+    for kind, amount in result.faults.items():
+        if not amount:
+            continue
+        if kind == "paused_s":
+            shown.append(f"paused {amount:g} s")
+        else:
+            shown.append(f"{kind.replace('_', ' ')} {amount:,.0f}")
+    return ", ".join(shown) or "none"
 
 
 def verdict_text(result: RaceResult) -> str:
@@ -75,17 +81,8 @@ SOLD = (
     Result("checker", verdict_text, "left"),
 )
 WORKLOAD = (
-    Result(
-        "ops",
-        lambda r: _count(_operations(r) or 0),
-        shown=lambda rs: any(_operations(r) is not None for r in rs),
-    ),
-    Result(
-        "server faults",
-        _faults_text,
-        "left",
-        shown=lambda rs: any(_server_faults(r) is not None for r in rs),
-    ),
+    Result("ops", lambda r: _count(sum(r.operations.values())), shown=_has_operations),
+    Result("server faults", _faults_text, "left", shown=lambda rs: any(r.faults for r in rs)),
 )
 ANSWERS = (
     Result("attempts", lambda r: _count(r.attempts)),
@@ -111,6 +108,7 @@ EXTRA = (
     Result("lock held ms", lambda r: _ms(r.lock_held_ms)),
     Result("ok /s", lambda r: _rate(r.ok, r.elapsed_s)),
     Result("elapsed s", lambda r: f"{r.elapsed_s:,.2f}"),
+    Result("ops by action", _operations_text, "left", shown=_has_operations),
     Result(
         "server peak RSS MB",
         lambda r: ", ".join(f"{mb:,.0f}" for mb in r.server_peak_rss_mb),
@@ -139,6 +137,7 @@ def render_table(
         columns = [STRATEGY, *(c for group in (*DEFAULT_GROUPS, EXTRA) for c in group)]
         table = table_of(columns, results, width=100_000)
         print_whole(console, table)
+        render_rules(results, console)
     else:
         _print_stacked(console, stacked_tables(STRATEGY, DEFAULT_GROUPS, results, console.width))
     console.print()
@@ -153,6 +152,21 @@ def _print_stacked(console: Console, tables: Sequence[Table]) -> None:
         if index:
             console.print()
         print_whole(console, table)
+
+
+def render_rules(results: Sequence[RaceResult], console: Console) -> None:
+    """Every checker rule's findings per strategy, stacked to fit the console."""
+    rules = list(dict.fromkeys(rule for r in results for rule in r.rules))
+    if not rules:
+        return
+    console.print()
+    console.print("findings of each checker rule", style="bold")
+    groups = [(Result(rule.replace("_", " "), _findings_of(rule)),) for rule in rules]
+    _print_stacked(console, stacked_tables(STRATEGY, groups, results, console.width))
+
+
+def _findings_of(rule: str) -> Callable[[RaceResult], str]:
+    return lambda r: _alarm(r.rules.get(rule, 0))
 
 
 def race_title(config: RaceConfig) -> str:
