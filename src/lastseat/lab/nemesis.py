@@ -1,10 +1,12 @@
 """Server faults during a race over HTTP: crash-and-restart servers, freeze one for a while.
 
-`--kill-every S`: every S seconds a server of the fleet, drawn from a seeded random stream, is
-SIGKILLed (requests in flight lose their answers; a commit may or may not have happened) and
-restarted on the same port, as a supervisor would; the next period starts once it answers
-/ready again. `--pause S`: once a fifth of the buyers are through, one server is SIGSTOPped for
-S seconds (its connections stay open and unanswered, its leases run out), then SIGCONTed.
+`--kill-every S`: once a fifth of the buyers are through, and from then on every S seconds, a
+server of the fleet, drawn from a seeded random stream, is SIGKILLed (requests in flight lose
+their answers; a commit may or may not have happened) and restarted on the same port, as a
+supervisor would; the next period starts once it answers /ready again. Starting on progress,
+not on a timer, makes every race with kills on see at least one, however slow the machine.
+`--pause S`: once a fifth of the buyers are through, one server is SIGSTOPped for S seconds
+(its connections stay open and unanswered, its leases run out), then SIGCONTed.
 
 Design note. The faults run in threads of the race's parent process, never inside a buyer, so
 a buyer only ever sees what a real client would: no answer, or a late one. The two never
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from lastseat.domain.errors import StoreError
 from lastseat.lab.servers import ServerFleet
 
-PAUSE_AFTER = 0.2  # the pause starts once this share of the buyers is done
+FIRST_FAULT_AFTER = 0.2  # faults start once this share of the buyers is done
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,7 @@ def nemesis(
     threads = []
     if faults.kill_every_s > 0:
         rng = random.Random(seed)
-        kill = _Killer(fleet, faults.kill_every_s, rng, stop, busy, report)
+        kill = _Killer(fleet, faults.kill_every_s, rng, buyers_done, stop, busy, report)
         threads.append(threading.Thread(target=kill.run, name="nemesis-kill", daemon=True))
     if faults.pause_s > 0:
         pause = _Pauser(fleet, faults.pause_s, buyers_done, stop, busy, report)
@@ -104,25 +106,42 @@ class _Killer:
         fleet: ServerFleet,
         every_s: float,
         rng: random.Random,
+        buyers_done: Callable[[], float],
         stop: threading.Event,
         busy: threading.Lock,
         report: FaultReport,
     ) -> None:
         self.fleet, self.every_s, self.rng = fleet, every_s, rng
+        self.buyers_done = buyers_done
         self.stop, self.busy, self.report = stop, busy, report
 
     def run(self) -> None:
-        while not self.stop.wait(self.every_s):
-            server = self.rng.choice(self.fleet.servers)
-            with self.busy:
-                server.kill()
-                self.report.add("kills")
-                try:
-                    server.restart()
-                except StoreError:  # counted; the race goes on with one server fewer
-                    self.report.add("restart_failures")
-                else:
-                    self.report.add("restarts")
+        if not _wait_for(self.buyers_done, self.stop):
+            return
+        while True:
+            self._kill_one()
+            if self.stop.wait(self.every_s):
+                return
+
+    def _kill_one(self) -> None:
+        server = self.rng.choice(self.fleet.servers)
+        with self.busy:
+            server.kill()
+            self.report.add("kills")
+            try:
+                server.restart()
+            except StoreError:  # counted; the race goes on with one server fewer
+                self.report.add("restart_failures")
+            else:
+                self.report.add("restarts")
+
+
+def _wait_for(buyers_done: Callable[[], float], stop: threading.Event) -> bool:
+    """Wait until a fifth of the buyers are through; False if the race ended first."""
+    while buyers_done() < FIRST_FAULT_AFTER:
+        if stop.wait(0.05):
+            return False
+    return True
 
 
 class _Pauser:
@@ -139,9 +158,8 @@ class _Pauser:
         self.stop, self.busy, self.report = stop, busy, report
 
     def run(self) -> None:
-        while self.buyers_done() < PAUSE_AFTER:
-            if self.stop.wait(0.05):
-                return
+        if not _wait_for(self.buyers_done, self.stop):
+            return
         server = self.fleet.servers[-1]
         with self.busy:
             started = time.monotonic()

@@ -103,7 +103,7 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
         if job.servers
         else None
     )
-    recorder = _Recorder(job.index)
+    recorder = Recorder(job.index)
     next_buyer = iter(enumerate(job.plans))
     take_lock = threading.Lock()
     desk: Desk = http if http is not None else ServiceDesk(services)
@@ -154,7 +154,7 @@ def _buy(booking: BookingService, plan: BuyerPlan) -> tuple[str, tuple[str, ...]
     return purchase.order.order_id, tuple(t.code for t in purchase.tickets)
 
 
-class _Recorder:
+class Recorder:
     """Thread-safe history of one worker."""
 
     def __init__(self, process: int) -> None:
