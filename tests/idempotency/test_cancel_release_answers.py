@@ -9,11 +9,16 @@ have answered, and the dead attempt's own late write is refused.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 
+import psycopg
 import pytest
 
+from lastseat.adapters.postgres.server import ThrowawayPostgres
 from lastseat.bootstrap import Services, build, open_store
 from lastseat.domain.clock import FakeClock
 from lastseat.domain.errors import FencedOutError, InvalidTransitionError, NotFoundError
@@ -45,10 +50,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def shop(db_url: str, clock: FakeClock) -> Iterator[Services]:
+@contextmanager
+def _shop(db: str, clock: FakeClock) -> Iterator[Services]:
     """An event with two seats and a 10-unit pool, and two funded buyers."""
-    store = open_store(db_url)
+    store = open_store(db)
     services = build(store, clock=clock, hold_ttl=TTL)
     services.catalog.create_event(
         build_event(
@@ -67,6 +72,12 @@ def shop(db_url: str, clock: FakeClock) -> Iterator[Services]:
     finally:
         services.close()
         store.close()
+
+
+@pytest.fixture
+def shop(db_url: str, clock: FakeClock) -> Iterator[Services]:
+    with _shop(db_url, clock) as services:
+        yield services
 
 
 def balance(shop: Services, buyer_id: str) -> int:
@@ -205,3 +216,53 @@ def test_another_buyers_order_cannot_be_cancelled_even_once_refunded(shop: Servi
     shop.checkout.cancel_order("alice", order.order_id)
     with pytest.raises(NotFoundError):
         shop.checkout.cancel_order("bob", order.order_id)
+
+
+# -- two at once: the one that loses the race answers as it stands -----------------------------
+
+
+def _backends_waiting_on_a_lock(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("operation", ["cancel", "release"])
+def test_two_concurrent_cancels_or_releases_both_succeed_and_give_back_once(
+    pg_server: ThrowawayPostgres, clock: FakeClock, operation: str
+) -> None:
+    """Both read the order (hold) as confirmed (active) before either writes: a row lock the
+    test holds queues both writes, then lets them go. The loser's conditional write finds
+    the row moved on; it re-reads and answers the state the winner left."""
+    dsn = pg_server.create_database(f"twice_at_once_{operation}")
+    with ExitStack() as stack:
+        shop = stack.enter_context(_shop(dsn, clock))
+        if operation == "cancel":
+            target = shop.checkout.quick_buy("alice", SeatClaim("ev", (SEAT,))).order.order_id
+            table, column, done = "orders", "order_id", OrderStatus.REFUNDED
+
+            def run() -> object:
+                return shop.checkout.cancel_order("alice", target).status
+
+        else:
+            target = shop.booking.place_hold("alice", PoolClaim("ev", POOL, 2)).hold_id
+            table, column, done = "holds", "hold_id", HoldStatus.RELEASED
+
+            def run() -> object:
+                return shop.booking.release_hold("alice", target).status
+
+        gate = stack.enter_context(psycopg.connect(dsn))
+        gate.execute(f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE", (target,))
+        pool = stack.enter_context(ThreadPoolExecutor(2))
+        both = [pool.submit(run) for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while _backends_waiting_on_a_lock(dsn) < 2:
+            assert time.monotonic() < deadline, "the two writes never queued"
+            time.sleep(0.01)  # polling PostgreSQL's view of the queue, not ordering by time
+        gate.commit()
+        assert [f.result(60) for f in both] == [done, done]
+        assert balance(shop, "alice") == FUNDS
+        assert held_units(shop) == 0
