@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +166,14 @@ def server_fleet(
         env["LASTSEAT_HOLD_TTL_S"] = str(hold_ttl_s)
     if idempotency_lease_ms:
         env["LASTSEAT_IDEMPOTENCY_LEASE_MS"] = str(idempotency_lease_ms)
+    servers = tuple(AppServer(env) for _ in range(count))
     with ExitStack() as stack:
-        servers = tuple(stack.enter_context(AppServer(env)) for _ in range(count))
+        for server in servers:
+            stack.callback(server.stop)
+        # Start-up is mostly imports and waiting for /ready: the servers start side by side.
+        with ThreadPoolExecutor(max(1, count)) as starting:
+            for started in [starting.submit(server.start) for server in servers]:
+                started.result()
         yield ServerFleet(
             tuple(server.url for server in servers), admin_key, token_secret.encode(), servers
         )
