@@ -234,6 +234,21 @@ def test_paying_a_hold_twice_opens_one_order(till: Till) -> None:
         till.checkout.booking.release_hold("alice", hold.hold_id)
 
 
+def test_a_hold_whose_order_is_being_paid_cannot_be_released_even_once_it_lapsed(
+    till: Till,
+) -> None:
+    """Its payment may still re-claim and convert it: "expired" would not stay true."""
+    hold = till.checkout.booking.place_hold("alice", SeatClaim(EVENT, (SEAT_2,)))
+    till.provider.script = ["unknown"]
+    till.checkout.pay_hold("alice", hold.hold_id)
+    till.clock.advance(TTL + timedelta(seconds=1))
+    with pytest.raises(InvalidTransitionError):
+        till.checkout.booking.release_hold("alice", hold.hold_id)
+    till.checkout.booking.expire_lapsed_holds()  # expired, order still being paid
+    with pytest.raises(InvalidTransitionError):
+        till.checkout.booking.release_hold("alice", hold.hold_id)
+
+
 def test_a_lapsed_hold_is_paid_by_claiming_its_seat_again(till: Till) -> None:
     hold = till.checkout.booking.place_hold("alice", SeatClaim(EVENT, (SEAT_2,)))
     till.clock.advance(TTL + timedelta(seconds=1))
