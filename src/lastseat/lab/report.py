@@ -122,9 +122,10 @@ LEGEND = (
     "expired; errors: any other failure or an unknown outcome. attempts /s: attempts answered "
     "per second of race."
 )
-FINDINGS_NOTE = (
-    "A finding is one case a checker rule caught: a seat sold twice is caught twice, by its "
-    "tickets and by the holds of the orders that bought it."
+FINDINGS_NOTE = "A finding is one seat, pool, order, payment or answer a checker rule caught."
+SOLD_TWICE_NOTE = (
+    " A seat sold twice is caught twice: by its tickets, and by the holds of the orders that "
+    "bought it."
 )
 
 
@@ -144,7 +145,9 @@ def render_table(
     console.print(LEGEND, style="dim", highlight=False)
     if not all(r.verdict_ok for r in results):
         render_findings(results, console)
-        console.print(FINDINGS_NOTE, style="dim", highlight=False)
+        sold_twice = any("seat_sold_twice" in r.violations for r in results)
+        note = FINDINGS_NOTE + (SOLD_TWICE_NOTE if sold_twice else "")
+        console.print(note, style="dim", highlight=False)
 
 
 def _print_stacked(console: Console, tables: Sequence[Table]) -> None:
