@@ -200,7 +200,8 @@ def parse_strategies(values: tuple[str, ...]) -> list[str]:
     type=click.FloatRange(0.0, 3_600.0),
     default=0.0,
     metavar="SECONDS",
-    help="Over HTTP: SIGKILL a random app server this often and restart it on its port (0: never).",
+    help="Over HTTP: SIGKILL a random app server once a fifth of the buyers are done, then this "
+    "often, and restart it on its port (0: never).",
 )
 @click.option(
     "--pause",

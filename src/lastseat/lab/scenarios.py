@@ -115,8 +115,6 @@ class Scenario:
             self._hot_seat,
             self._group,
             self.max_units,
-            SEAT_PRICE,
-            UNIT_PRICE,
         )
         steps = plan_session(rng, inventory, rng.randint(1, self.flows * 2 - 1))
         cost = session_cost(steps, SEAT_PRICE, UNIT_PRICE)

@@ -60,8 +60,6 @@ class Inventory:
     hot_seat: Callable[[random.Random], ClaimRequest]
     group: Callable[[random.Random], ClaimRequest]
     max_units: int
-    seat_price: Money
-    unit_price: Money
 
 
 def plan_session(rng: random.Random, inventory: Inventory, flows: int) -> tuple[Step, ...]:

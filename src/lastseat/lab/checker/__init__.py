@@ -73,7 +73,9 @@ silent on histories whose answers carry no idempotency key.
 Layout: `facts` indexes the inputs once; the rules live by concept in `inventory` (invariants
 1-2), `claims` (1-2: counters and seat statuses against the holds), `money` (3-4),
 `outcomes` (5), `payments` (3-5 at the provider, over `provider`'s index), `answers` (5, over
-HTTP answers) and `records`; `verdict` runs them all and counts.
+HTTP answers), `mixed` (5: the mixed scenario's holds, payments, releases, cancels and reads
+held to the final state; its kinds are listed there) and `records`; `verdict` runs them all
+and counts.
 """
 
 from lastseat.lab.checker.outcomes import REFUND_ACTION
