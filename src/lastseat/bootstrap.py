@@ -1,4 +1,8 @@
-"""The composition root: the only place that picks adapters and strategies from settings."""
+"""The composition root: the only place that picks adapters and strategies from settings.
+
+Each adapter is imported where it is picked: a SQLite server never loads psycopg, and only the
+lock-service strategies load the Redis or ZooKeeper clients (start-up time, issue 8).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
-from lastseat.adapters.locks.redis_lock import RedisLockManager
-from lastseat.adapters.locks.redlock import RedlockManager
-from lastseat.adapters.locks.zookeeper_lock import ZooKeeperLockManager
-from lastseat.adapters.payments.http import HttpPaymentProvider
-from lastseat.adapters.payments.wallet import WalletPaymentProvider
-from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore
-from lastseat.adapters.sqlite.store import SqliteOptions, SqliteStore
 from lastseat.concurrency.registry import make_strategy
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.clock import Clock
@@ -64,11 +61,15 @@ def open_store(
     that grows one connection at a time under a rush serializes the first requests).
     """
     if is_postgres(db):
+        from lastseat.adapters.postgres.store import PostgresOptions, PostgresStore  # noqa: PLC0415
+
         commit = "off" if synchronous.upper() == "OFF" else "on"
         pg = PostgresOptions(safety_nets=safety_nets, synchronous_commit=commit)
         if pool_size:
             pg = replace(pg, min_connections=pool_size, max_connections=pool_size)
         return PostgresStore(db, pg)
+    from lastseat.adapters.sqlite.store import SqliteOptions, SqliteStore  # noqa: PLC0415
+
     options = SqliteOptions(create=create, safety_nets=safety_nets, synchronous=synchronous)
     return SqliteStore(sqlite_path(db), options)
 
@@ -104,15 +105,22 @@ class LockServices:
 def open_locks(strategy: str, services: LockServices | None) -> LockManager | None:
     """The lock manager a strategy needs, or None for strategies that need none."""
     services = services or LockServices()
+    # Imported when picked: each lock service's client library costs start-up time.
     if strategy == "redis-lock":
+        from lastseat.adapters.locks.redis_lock import RedisLockManager  # noqa: PLC0415
+
         if not services.redis_url:
             raise ValidationError("redis-lock needs a Redis URL (LASTSEAT_REDIS_URL)")
         return RedisLockManager(services.redis_url)
     if strategy == "redlock":
+        from lastseat.adapters.locks.redlock import RedlockManager  # noqa: PLC0415
+
         if len(services.redlock_urls) < REDLOCK_MIN_SERVERS:
             raise ValidationError("redlock needs >= 3 Redis URLs (LASTSEAT_REDLOCK_URLS)")
         return RedlockManager(list(services.redlock_urls))
     if strategy == "zk-lock":
+        from lastseat.adapters.locks.zookeeper_lock import ZooKeeperLockManager  # noqa: PLC0415
+
         if not services.zk_hosts:
             raise ValidationError("zk-lock needs ZooKeeper hosts (LASTSEAT_ZK_HOSTS)")
         return ZooKeeperLockManager(services.zk_hosts)
@@ -177,12 +185,16 @@ def open_provider(store: Store, settings: PaymentSettings | None) -> PaymentProv
     """The payment provider the settings name: the wallet ledger unless told otherwise."""
     settings = (settings or PaymentSettings()).validated()
     if settings.payments == "external" and settings.provider_url:
+        from lastseat.adapters.payments.http import HttpPaymentProvider  # noqa: PLC0415
+
         return HttpPaymentProvider(
             settings.provider_url,
             settings.provider_api_key,
             timeout_s=settings.provider_timeout_ms / 1000,
             attempts=settings.provider_attempts,
         )
+    from lastseat.adapters.payments.wallet import WalletPaymentProvider  # noqa: PLC0415
+
     return WalletPaymentProvider(store)
 
 

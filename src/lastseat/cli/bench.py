@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from lastseat.cli.race import parse_strategies
 from lastseat.concurrency.registry import GUARDED_NAMES
 from lastseat.lab.bench import DEFAULT_CONCURRENCY, BenchRow, bench_scenarios, run_bench
+
+# rich loads when the command runs, not when `lastseat` starts (issue 8).
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _HEADERS = (
     "scenario",
@@ -62,6 +65,8 @@ def bench(
     as_json: bool,
 ) -> int:
     """Purchases/s over HTTP with 1 and 2 servers against the same-run direct ceiling."""
+    from rich.console import Console  # noqa: PLC0415
+
     names = [n for n in parse_strategies(strategies) if n in GUARDED_NAMES]
     scenarios = [s for s in bench_scenarios(buyers) if s.name in scenario_names]
     console = Console(stderr=True)
@@ -81,6 +86,8 @@ def bench(
 
 
 def _print(rows: list[BenchRow], console: Console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(
         title="lastseat bench (throwaway PostgreSQL, durable commits)", title_justify="left"
     )

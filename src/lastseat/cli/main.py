@@ -15,7 +15,6 @@ from lastseat.cli.race import check_command, race
 from lastseat.cli.serve import serve
 from lastseat.domain.errors import LastseatError
 from lastseat.lab.history import HistoryFormatError
-from lastseat.lab.runner import LabError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,8 +52,20 @@ def main(argv: list[str] | None = None) -> None:
         fail(exc.format_message(), exc.exit_code)
     except (LastseatError, HistoryFormatError) as exc:
         fail(str(exc), exit_code_for(exc))
-    except LabError as exc:
-        fail(str(exc), 1)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_USAGE)
+    except RuntimeError as exc:
+        if not _is_lab_error(exc):
+            raise
+        fail(str(exc), 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_lab_error(exc: BaseException) -> bool:
+    """True for the race lab's own failure (a worker process that died, not a buyer outcome).
+
+    Only a command that ran the lab can raise one, and that command loaded the lab already;
+    the start-up of every other command does not pay for importing it (issue 8).
+    """
+    runner = sys.modules.get("lastseat.lab.runner")
+    return runner is not None and isinstance(exc, runner.LabError)

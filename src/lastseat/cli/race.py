@@ -8,28 +8,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lastseat.bootstrap import open_store
 from lastseat.concurrency.registry import GUARDED_NAMES, LOCK_SERVICE_NAMES, STRATEGY_NAMES
 from lastseat.domain.errors import UnsafeStrategyError, ValidationError
-from lastseat.lab.checker import check
-from lastseat.lab.databases import THROWAWAY_POSTGRES, RaceTarget, race_targets
 from lastseat.lab.history import read_history
-from lastseat.lab.payments import PaymentFaults
-from lastseat.lab.report import (
-    naive_note,
-    race_title,
-    render_payments,
-    render_table,
-    to_json,
-    violations_json,
-)
-from lastseat.lab.runner import RaceConfig, RaceResult, run_race
 from lastseat.lab.scenarios import SCENARIOS, default_scenario
+
+# The lab, the checker, the stores and rich load when a command runs, not when `lastseat`
+# starts: `lastseat --help` and every other command need none of them (issue 8).
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lastseat.lab.databases import RaceTarget
+    from lastseat.lab.runner import RaceConfig, RaceResult
 
 _POSITIVE = click.IntRange(min=1)
 _NON_NEGATIVE = click.IntRange(min=0)
@@ -264,6 +258,11 @@ def race(
     wide: bool,
 ) -> int:
     """Race concurrent buyers against each strategy and check every invariant."""
+    from lastseat.lab.databases import THROWAWAY_POSTGRES, race_targets  # noqa: PLC0415
+    from lastseat.lab.payments import PaymentFaults  # noqa: PLC0415
+    from lastseat.lab.report import to_json  # noqa: PLC0415
+    from lastseat.lab.runner import RaceConfig  # noqa: PLC0415
+
     names = parse_strategies(strategies)
     if "naive" in names and db_path not in (None, THROWAWAY_POSTGRES) and not allow_unsafe:
         raise UnsafeStrategyError(
@@ -325,6 +324,8 @@ def race(
 
 
 def _console(*, stderr: bool) -> Console:
+    from rich.console import Console  # noqa: PLC0415
+
     # On a terminal (or with COLUMNS set) the table fits its width; a pipe or a file gets 200
     # columns rather than rich's 80, so a log keeps the one-table layout.
     width = None if Console().is_terminal or os.environ.get("COLUMNS") else 200
@@ -333,6 +334,8 @@ def _console(*, stderr: bool) -> Console:
 
 def _without_throwaway_paths(result: RaceResult, db_option: str | None) -> RaceResult:
     """The result naming only files that outlive the race (throwaway ones are deleted by now)."""
+    from lastseat.lab.databases import THROWAWAY_POSTGRES  # noqa: PLC0415
+
     db_kept = db_option not in (None, THROWAWAY_POSTGRES)
     history_kept = Path(result.history_path).is_file()
     return replace(
@@ -343,6 +346,8 @@ def _without_throwaway_paths(result: RaceResult, db_option: str | None) -> RaceR
 
 
 def _run_one(config: RaceConfig, target: RaceTarget, console: Console, quiet: bool) -> RaceResult:
+    from lastseat.lab.runner import run_race  # noqa: PLC0415
+
     label = f"{target.strategy:<10}"
     with _progress(console, label, config.scenario.buyers, enabled=not quiet) as tick:
         return run_race(config, target.strategy, target.db, target.history, on_progress=tick)
@@ -351,6 +356,8 @@ def _run_one(config: RaceConfig, target: RaceTarget, console: Console, quiet: bo
 def _print_summary(
     results: list[RaceResult], config: RaceConfig, console: Console, *, wide: bool
 ) -> None:
+    from lastseat.lab.report import naive_note, race_title, render_payments, render_table  # noqa: PLC0415
+
     render_table(results, console, race_title(config), wide=wide)
     if config.payments == "external":
         render_payments(results, console)
@@ -373,6 +380,14 @@ def _progress(
     if not enabled or not console.is_terminal:
         yield lambda done: None
         return
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -394,6 +409,10 @@ def _progress(
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def check_command(history: Path, db_path: str | None, as_json: bool) -> int:
     """Re-check a saved race: its history against its final database state."""
+    from lastseat.bootstrap import open_store  # noqa: PLC0415
+    from lastseat.lab.checker import check  # noqa: PLC0415
+    from lastseat.lab.report import violations_json  # noqa: PLC0415
+
     if not history.is_file():
         raise ValidationError(f"no history file at {history}")
     operations = list(read_history(history))

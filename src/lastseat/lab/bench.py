@@ -17,10 +17,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lastseat.adapters.postgres.server import ThrowawayPostgres
-from lastseat.lab.runner import RaceConfig, RaceResult, run_race
 from lastseat.lab.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from lastseat.lab.runner import RaceResult
 
 DEFAULT_CONCURRENCY = 64
 
@@ -58,6 +60,11 @@ def run_bench(
     on_row: Callable[[BenchRow], None] = lambda row: None,
 ) -> list[BenchRow]:
     """Measure every (scenario, strategy, mode); rows come in the order they were measured."""
+    # Imported here, so that `lastseat --help` can read DEFAULT_CONCURRENCY without loading
+    # the lab and PostgreSQL (start-up time, issue 8).
+    from lastseat.adapters.postgres.server import ThrowawayPostgres  # noqa: PLC0415
+    from lastseat.lab.runner import RaceConfig, run_race  # noqa: PLC0415
+
     processes = 4
     threads = max(1, concurrency // processes)
     rows: list[BenchRow] = []
