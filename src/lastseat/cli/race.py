@@ -444,8 +444,13 @@ def check_command(history: Path, db_path: str | None, as_json: bool) -> int:
         if more > 0:
             click.echo(f"... and {more} more")
         click.echo(
-            f"{attempts} attempts ({len(operations)} history records: one invoke and one "
-            f"outcome each), {verdict.tickets_sold} tickets sold, {verdict.oversold} oversold, "
-            f"{verdict.double_charges} double charges: {'OK' if verdict.ok else 'VIOLATED'}"
+            f"{_counted(attempts, 'attempt')} ({_counted(len(operations), 'history record')}), "
+            f"{_counted(verdict.tickets_sold, 'ticket')} sold, {verdict.oversold:,} oversold, "
+            f"{_counted(verdict.double_charges, 'double charge')}: "
+            f"{'OK' if verdict.ok else 'VIOLATED'}"
         )
     return 0 if verdict.ok else 1
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
