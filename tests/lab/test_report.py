@@ -152,6 +152,7 @@ def test_a_wide_terminal_gets_one_table_and_a_narrow_one_stacked_tables() -> Non
 def test_a_scenario_with_operations_and_server_faults_shows_both_columns() -> None:
     mixed = {"buy": 50_000, "hold": 40_000, "pay-hold": 30_000, "release": 3_456}
     faults = {"kills": 12.0, "restarts": 12.0, "restart_failures": 0.0, "pauses": 1.0}
+    faults["paused_s"] = 5.004
     results = [replace(r, operations=mixed, faults=faults) for r in every_strategy()]
     for width in (100, 80):
         text = render_race(width, results)
@@ -159,7 +160,7 @@ def test_a_scenario_with_operations_and_server_faults_shows_both_columns() -> No
         assert {"ops", "server", "faults"} <= headers(text)
         for r in results:
             cells = row_cells(text, r.strategy)
-            assert {"123,456", "kills", "12,", "restarts", "pauses", "1"} <= cells, cells
+            assert {"123,456", "kills", "12,", "restarts", "pauses", "1", "(5.0", "s)"} <= cells
             assert "failures" not in cells  # none happened
     assert "ops" not in headers(render_race(100, every_strategy()))
     buys_only = [replace(r, operations={"buy": 20_000}) for r in every_strategy()]

@@ -54,15 +54,16 @@ def _operations_text(result: RaceResult) -> str:
 
 
 def _faults_text(result: RaceResult) -> str:
-    """Server faults injected (`--kill-every`, `--pause`): `kills 3, restarts 3, paused 5 s`."""
+    """Server faults injected (`--kill-every`, `--pause`): `kills 3, pauses 1 (5.0 s)`."""
+    faults = result.faults
     shown = []
-    for kind, amount in result.faults.items():
-        if not amount:
+    for kind, amount in faults.items():
+        if not amount or kind == "paused_s":
             continue
-        if kind == "paused_s":
-            shown.append(f"paused {amount:g} s")
-        else:
-            shown.append(f"{kind.replace('_', ' ')} {amount:,.0f}")
+        text = f"{kind.replace('_', ' ')} {amount:,.0f}"
+        if kind == "pauses" and faults.get("paused_s"):
+            text += f" ({faults['paused_s']:,.1f} s)"
+        shown.append(text)
     return ", ".join(shown) or "none"
 
 
