@@ -12,20 +12,25 @@ converted. `lastseat check` on a finished race's database names them too.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 import pytest
 
-from lastseat.bootstrap import build, is_postgres, open_store
+from lastseat.adapters.postgres.server import ThrowawayPostgres
+from lastseat.bootstrap import LockServices, build, is_postgres, open_store
+from lastseat.concurrency.row_lock import RowLockStrategy
 from lastseat.domain.clock import FakeClock
-from lastseat.domain.holds import PoolClaim, SeatClaim
+from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
 from lastseat.domain.inventory import SeatBlock, build_event, seat_id_for
 from lastseat.domain.money import Money
 from lastseat.lab.checker import Verdict, check
@@ -204,3 +209,46 @@ def test_lastseat_check_names_a_held_counter_broken_after_a_race(tmp_path: Path)
     kinds = [v["kind"] for v in json.loads(rechecked.stdout)["violations"]]
     assert kinds == ["pool_held_mismatch"]
     assert "pool_held_mismatch: pool race/" in text.stdout
+
+
+# --- the checker on issue 8's real interleaving ----------------------------------------------
+
+
+def _lapsed_hold_harness() -> ModuleType:
+    """The lead's barrier-forced lapsed-hold race (tests/contract/test_lapsed_hold_race.py)."""
+    contract = str(Path(__file__).resolve().parents[1] / "contract")
+    if contract not in sys.path:
+        sys.path.insert(0, contract)
+    return importlib.import_module("test_lapsed_hold_race")
+
+
+@pytest.mark.parametrize(
+    ("claims", "kinds"),
+    [
+        pytest.param(("pool", 2, 1), {"pool_held_mismatch"}, id="pool"),
+        # B overwrote the seat of A's lapsed, still active hold: two live holds on one seat.
+        pytest.param(("seat", 0, 0), {"seat_sold_twice"}, id="seat"),
+    ],
+)
+def test_the_checker_names_what_row_lock_looking_before_its_wait_did(
+    pg_server: ThrowawayPostgres,
+    monkeypatch: pytest.MonkeyPatch,
+    claims: tuple[str, int, int],
+    kinds: set[str],
+) -> None:
+    harness = _lapsed_hold_harness()
+    monkeypatch.setattr(RowLockStrategy, "_under_lock", harness._look_before_the_wait)
+    db = pg_server.create_database(f"checker_lapsed_{claims[0]}_{time.monotonic_ns()}")
+    harness.setup(db)
+    kind, a_units, b_units = claims
+    if kind == "pool":
+        a_claim: Claim = PoolClaim("ev", harness.POOL, a_units)
+        b_claim: Claim = PoolClaim("ev", harness.POOL, b_units)
+    else:
+        a_claim = b_claim = SeatClaim("ev", (harness.SEAT,))
+
+    staged = harness.stage(db, "row-lock", LockServices(), a_claim, b_claim)
+
+    assert staged.queued, "B never queued behind A's lock: the interleaving was not forced"
+    verdict = check((), harness.snapshot(db))
+    assert verdict.kinds() == kinds, verdict.violations
