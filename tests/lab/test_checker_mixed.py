@@ -262,6 +262,14 @@ def a_refused_buy_that_left_a_hold_behind(p: Played) -> Played:
     return replace(p, snapshot=replace(p.snapshot, holds=(*p.snapshot.holds, stray)))
 
 
+def a_release_of_a_lapsed_hold_refused(p: Played) -> Played:
+    # Issue 8's finding 3: another buyer's claim had expired the hold, the release got a 409.
+    hold_id = p.answers["hold 4"].hold_id
+    invoke = Operation("invoke", "p0-999", 0, "bob", 10**15, "release", hold_id=hold_id)
+    refused = replace(invoke, type="fail", status=409, error="invalid-state")
+    return replace(p, history=[*p.history, invoke, refused])
+
+
 def a_read_that_saw_a_refund_of_an_order_still_confirmed(p: Played) -> Played:
     done = _ops(p, "read 2")[1]
     history = [replace(op, told="refunded") if i == done else op for i, op in enumerate(p.history)]
@@ -290,6 +298,7 @@ BROKEN: list[tuple[Callable[[Played], Played], set[str]]] = [
     (a_late_payment_refused_410_but_sold_anyway, {"failure_changed_state"}),
     (a_hold_acknowledged_but_never_stored, {"hold_not_as_told"}),
     (a_refused_buy_that_left_a_hold_behind, {"failure_changed_state"}),
+    (a_release_of_a_lapsed_hold_refused, {"release_refused_unpaid"}),
     (a_read_that_saw_a_refund_of_an_order_still_confirmed, {"read_not_as_stored"}),
     (an_order_left_pending, {"order_left_pending"}),
     (a_resent_cancel_answered_differently, set()),

@@ -17,6 +17,9 @@ Kinds (each silent on histories without the actions it speaks about):
                             with another attempt that may have done it; a buyer with more
                             holds than their answers account for (a refused hold or buy that
                             claimed anyway)
+    release_refused_unpaid  a release refused though its hold ended released or expired and
+                            never had an order: the buyer wanted it gone and it is (issue 8's
+                            finding 3: the answer must not depend on who expired it first)
     read_not_as_stored      a read order that was told a status the final one cannot follow
                             from, other tickets than it has, or 404 for an order the buyer was
                             told about
@@ -56,6 +59,7 @@ MIXED_KINDS: tuple[str, ...] = (
     "cancel_not_refunded",
     "release_not_released",
     "failure_changed_state",
+    "release_refused_unpaid",
     "read_not_as_stored",
     "order_left_pending",
 )
@@ -274,6 +278,25 @@ def _unexplained_holds(facts: Facts) -> Iterator[Violation]:
             )
 
 
+def releases_refused_unpaid(facts: Facts) -> Iterator[Violation]:
+    """Releases refused (409) of holds that ended given back and never had an order."""
+    holds, orders = _holds(facts), _orders_of_holds(facts)
+    for op in _acts(facts, RELEASE_ACTION):
+        hold = holds.get(op.hold_id or "")
+        if (
+            op.type == "fail"
+            and op.status == 409
+            and hold is not None
+            and hold.status in _GONE
+            and hold.hold_id not in orders
+        ):
+            yield Violation(
+                "release_refused_unpaid",
+                f"op {op.op_id} told {op.buyer_id} hold {hold.hold_id} could not be released"
+                f" ({op.error}), but it is {hold.status} and was never paid",
+            )
+
+
 # --- reads, and nothing left open -------------------------------------------------------------
 
 
@@ -336,6 +359,7 @@ MIXED_RULES: tuple[Callable[[Facts], Iterable[Violation]], ...] = tuple(
         cancels_not_refunded,
         releases_not_released,
         failures_changed_state,
+        releases_refused_unpaid,
         reads_not_as_stored,
         orders_left_pending,
     )
