@@ -23,8 +23,8 @@ from lastseat.lab.checker import check
 from lastseat.lab.checker.mixed import MIXED_KINDS
 from lastseat.lab.client_buyer import Answer
 from lastseat.lab.history import Operation
-from lastseat.lab.mixed import ServiceDesk
 from lastseat.lab.scenarios import EVENT_ID, BuyerPlan, Scenario
+from lastseat.lab.service_desk import ServiceDesk
 from lastseat.lab.worker import Recorder
 from lastseat.service.snapshot import HoldRow, OrderRow, Snapshot
 

@@ -39,8 +39,9 @@ from lastseat.lab.history import (
     OpType,
     write_history,
 )
-from lastseat.lab.mixed import Desk, ServiceDesk, play_session
+from lastseat.lab.mixed import Desk, play_session
 from lastseat.lab.scenarios import BuyerPlan
+from lastseat.lab.service_desk import ServiceDesk
 from lastseat.service.booking import BookingService
 from lastseat.service.ports import Pause, no_pause
 
