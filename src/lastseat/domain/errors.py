@@ -59,6 +59,11 @@ class InvalidTransitionError(LastseatError):
     """A state machine was asked for a transition its table does not allow."""
 
 
+class StateConflictError(LastseatError):
+    """A well-formed request that what already exists rules out (a wallet in another
+    currency than the one asked for or sold in): no retry of the same request succeeds."""
+
+
 class BookkeepingError(LastseatError):
     """A schema constraint caught lastseat's own bookkeeping going wrong (a counter below zero
     or above its truth, a seat whose status disagrees with its hold): a server fault to log

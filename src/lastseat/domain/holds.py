@@ -45,8 +45,9 @@ class SeatClaim:
             raise ValidationError(f"a claim names 1..{MAX_SEATS_PER_CLAIM} seats")
         if len(set(self.seat_ids)) != len(self.seat_ids):
             raise ValidationError("a claim names each seat once")
-        if not all(isinstance(s, str) and s.startswith(f"{self.event_id}/") for s in self.seat_ids):
-            raise ValidationError(f"every seat of the claim must belong to event {self.event_id}")
+        for seat_id in self.seat_ids:
+            if not (isinstance(seat_id, str) and seat_id.startswith(f"{self.event_id}/")):
+                raise ValidationError(f"seat {seat_id!r} is not a seat of event {self.event_id}")
         # The global lock order: every multi-seat claim touches seats ascending by id.
         object.__setattr__(self, "seat_ids", tuple(sorted(self.seat_ids)))
 

@@ -12,6 +12,9 @@ from lastseat.domain.money import Money
 MAX_SEATS_PER_EVENT = 200_000
 MAX_POOL_CAPACITY = 10_000_000
 MAX_ROWS = 9_999  # seat ids pad row and number to 4 digits so that they sort in lock order
+# A claim's total (price x at most 50 seats or units) must stay a valid transfer amount
+# (ledger.MAX_AMOUNT_MINOR = 10**12), or a sale the event allows would fail at payment.
+MAX_PRICE_MINOR = 2 * 10**10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
@@ -68,8 +71,8 @@ class Pool:
     def __post_init__(self) -> None:
         if not 0 <= self.capacity <= MAX_POOL_CAPACITY:
             raise ValidationError(f"pool capacity must be 0..{MAX_POOL_CAPACITY}")
-        if not self.price.is_positive():
-            raise ValidationError("pool price must be positive")
+        if not 0 < self.price.amount_minor <= MAX_PRICE_MINOR:
+            raise ValidationError(f"pool price must be 1..{MAX_PRICE_MINOR} minor units")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +90,8 @@ class SeatBlock:
             raise ValidationError(f"a seat block has 1..{MAX_ROWS} rows of 1..{MAX_ROWS} seats")
         if self.rows * self.seats_per_row > MAX_SEATS_PER_EVENT:
             raise ValidationError(f"an event may have at most {MAX_SEATS_PER_EVENT} seats")
-        if not self.price.is_positive():
-            raise ValidationError("seat price must be positive")
+        if not 0 < self.price.amount_minor <= MAX_PRICE_MINOR:
+            raise ValidationError(f"seat price must be 1..{MAX_PRICE_MINOR} minor units")
 
     def seats(self, event_id: str) -> list[Seat]:
         """Every seat of the block, in lock order."""

@@ -16,8 +16,8 @@ from lastseat.domain.errors import (
     HoldExpiredError,
     InvalidTransitionError,
     NotFoundError,
+    StateConflictError,
     UnavailableError,
-    ValidationError,
 )
 from lastseat.domain.holds import (
     DEFAULT_HOLD_TTL,
@@ -136,9 +136,18 @@ class BookingService:
         """Run the strategy for any claim; `finish` learns which seats a section claim got.
         Under a request fence every transaction of the claim checks it first."""
         store = fenced(self.store, fence)
-        if isinstance(claim, SectionClaim):
-            return self.strategy.claim_section(store, claim, stage, hold_id, now, finish)
-        return self.strategy.claim(store, claim, stage, hold_id, now, lambda tx: finish(tx, claim))
+        try:
+            if isinstance(claim, SectionClaim):
+                return self.strategy.claim_section(store, claim, stage, hold_id, now, finish)
+            return self.strategy.claim(
+                store, claim, stage, hold_id, now, lambda tx: finish(tx, claim)
+            )
+        except NotFoundError:
+            # Say what is missing: the event itself, rather than each seat or pool of it.
+            with self.store.read() as tx:
+                if tx.event_currency(claim.event_id) is None:
+                    raise NotFoundError(f"no event {claim.event_id}") from None
+            raise
 
     def pay_hold(self, buyer_id: str, hold_id: str, fence: RequestFence | None = None) -> Purchase:
         """Pay for a hold; a lapsed hold is re-claimed if its inventory is still free."""
@@ -352,7 +361,7 @@ def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
     if wallet is None:
         raise NotFoundError(f"buyer {hold.buyer_id} has no wallet")
     if wallet.currency != currency:
-        raise ValidationError(
+        raise StateConflictError(
             f"buyer {hold.buyer_id} pays in {wallet.currency}, the event sells in {currency}"
         )
     tx.post_transfer(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lastseat.domain.errors import NotFoundError, ValidationError
+from lastseat.domain.errors import NotFoundError, StateConflictError
 from lastseat.domain.inventory import check_id
 from lastseat.domain.ledger import (
     AccountKind,
@@ -30,7 +30,9 @@ class WalletService:
         with self.store.write() as tx:
             existing = tx.balance(wallet_account(buyer_id))
             if existing is not None and existing.currency != currency:
-                raise ValidationError(f"buyer {buyer_id} already has a {existing.currency} wallet")
+                raise StateConflictError(
+                    f"buyer {buyer_id} already has a {existing.currency} wallet"
+                )
             tx.ensure_account(wallet_account(buyer_id), AccountKind.WALLET, currency)
             return existing or zero
 
