@@ -16,7 +16,13 @@ from api_helpers import ADMIN_KEY, TOKEN_SECRET, assert_problem
 from fastapi import FastAPI
 
 from lastseat.api.app import create_app
-from lastseat.api.problems import PROBLEM_TYPES, problem_for_error, problem_for_status
+from lastseat.api.problems import (
+    OPERATOR_ERRORS,
+    PROBLEM_TYPES,
+    problem_for_error,
+    problem_for_status,
+    public_detail,
+)
 from lastseat.api.settings import Settings
 from lastseat.bootstrap import build, open_store
 from lastseat.domain import errors
@@ -30,6 +36,10 @@ CASES = [
     (errors.HoldExpiredError, 410, "hold-expired"),
     (errors.InsufficientFundsError, 402, "insufficient-funds"),
     (errors.InvalidTransitionError, 409, "invalid-state"),
+    (errors.StateConflictError, 409, "invalid-state"),
+    (errors.FencedOutError, 409, "conflict"),
+    (errors.LockServiceError, 503, "unavailable-store"),
+    (errors.PaymentProviderError, 500, "internal"),
     (errors.UnsafeStrategyError, 422, "unsafe-strategy"),
     (errors.StoreError, 503, "unavailable-store"),
     (errors.SchemaVersionError, 503, "unavailable-store"),
@@ -69,18 +79,29 @@ def client(tmp_path: Path) -> Iterator[InProcess]:
 def test_each_service_error_is_answered_with_its_problem(
     client: InProcess,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
     error: type[Exception],
     status: int,
     slug: str,
 ) -> None:
+    message = f"stub {error.__name__} on lock seat:ev/A/0001/0001 at db-host:5432"
+
     def fail(event_id: str) -> None:
-        raise error(f"stub {error.__name__}")
+        raise error(message)
 
     monkeypatch.setattr(client.app.state.services.booking, "availability", fail)
     answer = client.get("/events/ev")
     body = assert_problem(answer, status, slug)
-    assert body["detail"] == f"stub {error.__name__}"
     assert ("retry-after" in answer.headers) == (slug == "overloaded")
+    if body["detail"] != message:
+        # Written for operators (lock resources, hosts): the caller reads what happened in
+        # its own words, and the message is kept in the log.
+        assert body["detail"] == public_detail(error(message))
+        assert "seat:" not in body["detail"] and "db-host" not in body["detail"]
+        assert message in caplog.text
+    else:
+        assert not any(issubclass(error, kind) for kind, _ in OPERATOR_ERRORS)
+        assert status < 500
 
 
 def test_an_unexpected_error_is_a_logged_500_problem_as_the_last_resort(
@@ -100,7 +121,8 @@ def test_an_unexpected_error_is_a_logged_500_problem_as_the_last_resort(
 def test_every_error_row_is_reachable_and_every_status_has_a_row() -> None:
     for row in PROBLEM_TYPES:
         for error in row.raised_by:
-            assert problem_for_error(error("x")) == row
+            # Only the type matters (some errors take more than a message to construct).
+            assert problem_for_error(error.__new__(error)) == row
         assert problem_for_status(row.status).status == row.status
     assert problem_for_status(418).slug == "http-418"
     assert len({row.slug for row in PROBLEM_TYPES}) == len(PROBLEM_TYPES)

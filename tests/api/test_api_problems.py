@@ -23,9 +23,18 @@ def test_a_domain_rule_broken_is_a_422_validation_problem(sqlite_api: Api) -> No
     event_id = sqlite_api.event()
     _, headers = sqlite_api.buyer()
     twice = {"event_id": event_id, "seat_ids": [seat(event_id), seat(event_id)]}
-    assert_problem(sqlite_api.buy(headers, twice), 422, "validation")
+    body = assert_problem(sqlite_api.buy(headers, twice), 422, "validation")
+    assert "each seat once" in body["detail"]
+
+
+def test_a_well_formed_seat_of_another_event_is_404_naming_the_seat(sqlite_api: Api) -> None:
+    """The schema cannot tie a seat id to the claim's event_id, so a client built from it
+    can send one: the event has no such seat (404), like any seat id it does not know."""
+    event_id = sqlite_api.event()
+    _, headers = sqlite_api.buyer()
     foreign = {"event_id": event_id, "seat_ids": ["other/A/0001/0001"]}
-    assert_problem(sqlite_api.buy(headers, foreign), 422, "validation")
+    body = assert_problem(sqlite_api.buy(headers, foreign), 404, "not-found")
+    assert body["detail"] == f"seat other/A/0001/0001 is not a seat of event {event_id}"
 
 
 def test_a_body_that_is_not_json_is_a_400_malformed_request(sqlite_api: Api) -> None:

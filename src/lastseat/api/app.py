@@ -21,6 +21,7 @@ from lastseat.api.idempotency import install_idempotency
 from lastseat.api.metrics import Metrics, RequestMetricsMiddleware
 from lastseat.api.problems import install_problem_handlers
 from lastseat.api.reconciler import background_reconciler
+from lastseat.api.route_table import RouteTable
 from lastseat.api.routes import buyers, events, holds, orders, system
 from lastseat.api.schemas import Problem
 from lastseat.api.settings import Settings
@@ -100,8 +101,12 @@ def create_app(settings: Settings) -> FastAPI:
     install_idempotency(app, settings)  # inside the body limit: it reads whole bodies
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
-    for module in (system, events, buyers, holds, orders):
+    modules = (system, events, buyers, holds, orders)
+    for module in modules:
         app.include_router(module.router)
+    app.state.route_table = RouteTable(
+        [*app.router.routes, *(route for module in modules for route in module.router.routes)]
+    )
     app.openapi = _with_problem_schema(app)  # type: ignore[method-assign]
     return app
 

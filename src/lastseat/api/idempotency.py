@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lastseat.api.auth import buyer_for_token, is_admin_key
 from lastseat.api.problems import (
     PROBLEM_MEDIA_TYPE,
+    error_response,
     problem_for_error,
     problem_for_status,
     problem_response,
@@ -214,7 +215,7 @@ class IdempotencyMiddleware:
         try:
             begun = await run_in_threadpool(service.begin, request, digest)
         except LastseatError as exc:
-            await problem_response(problem_for_error(exc), str(exc))(scope, receive, send)
+            await error_response(exc)(scope, receive, send)
             return
         if isinstance(begun, Replay):
             await _replay(begun.response, send)

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lastseat.api.route_table import route_table_of
 from lastseat.service.statistics import StrategyStatistics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -140,6 +141,16 @@ class Metrics:
         return generate_latest(merged)
 
 
+def route_template(scope: Scope) -> str:
+    """The route template a request is counted under, "unmatched" if no route serves its path.
+
+    Routing records the route it ran; an answer given before routing (an Idempotency-Key
+    replay or key problem, a body limit) is looked up, so it counts under its route too.
+    """
+    found = getattr(scope.get("route"), "path", None)
+    return found if isinstance(found, str) else route_table_of(scope).template(scope)
+
+
 class RequestMetricsMiddleware:
     """Time and count every request by its route template, method and status."""
 
@@ -164,7 +175,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, watched)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = route_template(scope)
             self.metrics.observe_request(
                 route, scope["method"], status, time.perf_counter() - started
             )

@@ -15,6 +15,7 @@ from lastseat.api.schemas import (
     SeatOut,
     TicketOut,
 )
+from lastseat.domain.errors import NotFoundError
 from lastseat.domain.holds import (
     ClaimRequest,
     Hold,
@@ -30,9 +31,14 @@ from lastseat.service.ports import Availability
 
 
 def claim_of(body: ClaimIn) -> ClaimRequest:
-    """The domain claim a request body names."""
+    """The domain claim a request body names; NotFoundError for a seat of another event."""
     quantity = body.quantity or 1
     if body.seat_ids is not None:
+        for seat_id in body.seat_ids:
+            # Well formed (the schema said so) but not in this event: the event has no such
+            # seat, like any other seat id it does not know (404, not a malformed request).
+            if not seat_id.startswith(f"{body.event_id}/"):
+                raise NotFoundError(f"seat {seat_id} is not a seat of event {body.event_id}")
         return SeatClaim(body.event_id, tuple(body.seat_ids))
     if body.section is not None:
         return SectionClaim(body.event_id, body.section, quantity)

@@ -17,9 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from lastseat.api.route_table import route_table_of
 from lastseat.domain.errors import (
     BookkeepingError,
     ConflictError,
+    FencedOutError,
     HoldExpiredError,
     IdempotencyKeyMissingError,
     IdempotencyKeyReusedError,
@@ -29,6 +31,7 @@ from lastseat.domain.errors import (
     NotFoundError,
     PaymentDeclinedError,
     RequestInProgressError,
+    StateConflictError,
     StoreBusyError,
     StoreError,
     UnavailableError,
@@ -81,7 +84,10 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType("conflict", 409, "Conflict with a concurrent request", (ConflictError,)),
     ProblemType("unavailable", 409, "Already taken", (UnavailableError,)),
     ProblemType(
-        "invalid-state", 409, "Not allowed in the current state", (InvalidTransitionError,)
+        "invalid-state",
+        409,
+        "Not allowed in the current state",
+        (InvalidTransitionError, StateConflictError),
     ),
     ProblemType(
         "request-in-progress",
@@ -105,6 +111,15 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType("overloaded", 503, "Overloaded, retry later", (StoreBusyError,)),
     ProblemType("unavailable-store", 503, "Database unavailable", (StoreError,)),
 )
+# Errors whose message is written for operators (lock resources, request records, hosts,
+# driver text): the answer says what happened in the caller's words, the log keeps the message.
+# Every other error's message is written for the caller and carries no internal identifier.
+OPERATOR_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (FencedOutError, "a newer attempt took over while this one waited; it changed nothing"),
+    (StoreBusyError, "the server is busy; retry in a moment"),
+    (StoreError, "the database is not reachable right now; retry in a moment"),
+)
+_INTERNAL_DETAIL = "the server failed to answer this request; the error has been logged"
 _BY_ERROR = {error: row for row in PROBLEM_TYPES for error in row.raised_by}
 _BY_STATUS: dict[int, ProblemType] = {}
 for _row in PROBLEM_TYPES:
@@ -151,8 +166,30 @@ def _validation_detail(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:10]:
         where = ".".join(str(step) for step in error.get("loc", ()))
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
+
+
+def public_detail(exc: BaseException) -> str:
+    """The detail a caller reads for an error: its message, unless written for operators."""
+    for cls in type(exc).__mro__:
+        for error, detail in OPERATOR_ERRORS:
+            if cls is error:
+                return detail
+    if problem_for_error(exc).status >= 500:
+        return _INTERNAL_DETAIL
+    return str(exc)
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    """The problem answer to a lastseat error; an operator's message goes to the log only."""
+    problem = problem_for_error(exc)
+    detail = public_detail(exc)
+    if detail != str(exc):
+        level = logging.ERROR if problem.slug == "internal" else logging.WARNING
+        logger.log(level, "%s answered %d: %s", type(exc).__name__, problem.status, exc)
+    return problem_response(problem, detail)
 
 
 async def _on_bookkeeping_error(request: Request, exc: Exception) -> Response:
@@ -167,7 +204,7 @@ async def _on_bookkeeping_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_lastseat_error(request: Request, exc: Exception) -> Response:
-    return problem_response(problem_for_error(exc), str(exc))
+    return error_response(exc)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
@@ -179,7 +216,11 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem_response(problem_for_status(exc.status_code), str(exc.detail), exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the first route that matched the path; FastAPI has one per method.
+        headers["Allow"] = route_table_of(request.scope).allowed(request.scope)
+    return problem_response(problem_for_status(exc.status_code), str(exc.detail), headers)
 
 
 async def _on_unexpected_error(request: Request, exc: Exception) -> Response:

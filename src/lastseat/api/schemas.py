@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from lastseat.domain.holds import MAX_HOLD_TTL, MAX_SEATS_PER_CLAIM, MAX_UNITS_PER_CLAIM
-from lastseat.domain.inventory import MAX_POOL_CAPACITY, MAX_ROWS, MAX_SEATS_PER_EVENT
+from lastseat.domain.inventory import MAX_POOL_CAPACITY, MAX_PRICE_MINOR
 from lastseat.domain.ledger import MAX_AMOUNT_MINOR
 
 # The same rules as the domain's check_id / check_name, as patterns a client can read.
@@ -18,16 +28,54 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$"
 SEAT_ID_PATTERN = (
     r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}/[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}/[0-9]{4}/[0-9]{4}$"
 )
+SEAT_ID_MAX_CHARS = 140
+_SEAT_ID = re.compile(SEAT_ID_PATTERN)
+# The schema says everything the server checks, so a request it admits is never refused as
+# invalid (422); a rule JSON Schema cannot state across members (the seats of an event at
+# most MAX_SEATS_PER_EVENT) is kept by bounds on each member instead.
 MAX_BLOCKS = 50
+MAX_ROWS_PER_BLOCK = 100
+MAX_SEATS_PER_ROW = 40
 MAX_POOLS = 50
 
+
+def _seat_id(value: str) -> str:
+    if len(value) > SEAT_ID_MAX_CHARS or not _SEAT_ID.fullmatch(value):
+        raise ValueError(
+            f"seat id {value[:SEAT_ID_MAX_CHARS]!r} is not EVENT/SECTION/ROW/NUMBER with a"
+            " 4-digit row and number, e.g. 'ev-1/A/0001/0012' (see GET /events/{id}/seats)"
+        )
+    return value
+
+
+def _whole(value: object) -> object:
+    # JSON Schema's "integer" admits 3125.0 (a number with no fraction): so does the server.
+    # Anything else (a string, a bool, 1.5) goes on to strict integer validation and fails.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = BeforeValidator(_whole)
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=64)]
-SeatId = Annotated[str, StringConstraints(pattern=SEAT_ID_PATTERN, max_length=140)]
+SeatId = Annotated[
+    str,
+    AfterValidator(_seat_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": SEAT_ID_PATTERN,
+            "maxLength": SEAT_ID_MAX_CHARS,
+            "description": "EVENT/SECTION/ROW/NUMBER, e.g. ev-1/A/0001/0012",
+        }
+    ),
+]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$", max_length=3)]
-AmountMinor = Annotated[int, Field(ge=1, le=MAX_AMOUNT_MINOR)]
-Quantity = Annotated[int, Field(ge=1, le=MAX_UNITS_PER_CLAIM)]
-TtlSeconds = Annotated[int, Field(ge=1, le=int(MAX_HOLD_TTL.total_seconds()))]
+AmountMinor = Annotated[int, Field(ge=1, le=MAX_AMOUNT_MINOR), Whole]
+PriceMinor = Annotated[int, Field(ge=1, le=MAX_PRICE_MINOR), Whole]
+Quantity = Annotated[int, Field(ge=1, le=MAX_UNITS_PER_CLAIM), Whole]
+TtlSeconds = Annotated[int, Field(ge=1, le=int(MAX_HOLD_TTL.total_seconds())), Whole]
 IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
 
 
@@ -41,21 +89,31 @@ class SeatBlockIn(Body):
     """`rows` x `seats_per_row` seats of one section at one price."""
 
     section: Name
-    rows: Annotated[int, Field(ge=1, le=MAX_ROWS)]
-    seats_per_row: Annotated[int, Field(ge=1, le=MAX_ROWS)]
-    price_minor: AmountMinor
+    rows: Annotated[int, Field(ge=1, le=MAX_ROWS_PER_BLOCK), Whole]
+    seats_per_row: Annotated[int, Field(ge=1, le=MAX_SEATS_PER_ROW), Whole]
+    price_minor: PriceMinor
 
 
 class PoolIn(Body):
     """A general-admission pool."""
 
     name: Name
-    capacity: Annotated[int, Field(ge=0, le=MAX_POOL_CAPACITY)]
-    price_minor: AmountMinor
+    capacity: Annotated[int, Field(ge=0, le=MAX_POOL_CAPACITY), Whole]
+    price_minor: PriceMinor
+
+
+def _some_inventory(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"required": [member], "properties": {member: {"minItems": 1}}}
+        for member in ("seat_blocks", "pools")
+    ]
 
 
 class EventIn(Body):
-    """A new event with its seat blocks and pools (at least one of either)."""
+    """A new event with its seat blocks and pools (at least one of either). Sections of the
+    seat blocks differ, and so do pool names."""
+
+    model_config = ConfigDict(json_schema_extra=_some_inventory)
 
     event_id: Id
     name: Name
@@ -64,21 +122,46 @@ class EventIn(Body):
     pools: Annotated[list[PoolIn], Field(max_length=MAX_POOLS)] = []
 
     @model_validator(mode="after")
-    def _bounded(self) -> Self:
+    def _some(self) -> Self:
         if not self.seat_blocks and not self.pools:
             raise ValueError("an event needs at least one seat block or one pool")
-        if sum(b.rows * b.seats_per_row for b in self.seat_blocks) > MAX_SEATS_PER_EVENT:
-            raise ValueError(f"an event may have at most {MAX_SEATS_PER_EVENT} seats")
         return self
 
 
+def _one_claim_kind(schema: dict[str, Any]) -> None:
+    kinds = ("seat_ids", "pool", "section")
+    not_null = {"seat_ids": {"type": "array"}, "pool": {"type": "string"}}
+    schema["oneOf"] = [
+        {
+            "required": [kind],
+            "properties": {
+                kind: not_null.get(kind, {"type": "string"}),
+                **{other: {"type": "null"} for other in kinds if other != kind},
+                **({"quantity": {"type": "null"}} if kind == "seat_ids" else {}),
+            },
+        }
+        for kind in kinds
+    ]
+
+
 class ClaimIn(Body):
-    """One of: `seat_ids` (all or nothing), a `pool` name with a `quantity` (default 1), or a
-    `section` with a `quantity` (best available: any free seats of that section)."""
+    """Exactly one of: `seat_ids` (all or nothing; no `quantity`), a `pool` name with a
+    `quantity` (default 1), or a `section` with a `quantity` (best available: any free seats
+    of that section)."""
+
+    model_config = ConfigDict(json_schema_extra=_one_claim_kind)
 
     event_id: Id
     seat_ids: (
-        Annotated[list[SeatId], Field(min_length=1, max_length=MAX_SEATS_PER_CLAIM)] | None
+        Annotated[
+            list[SeatId],
+            Field(
+                min_length=1,
+                max_length=MAX_SEATS_PER_CLAIM,
+                json_schema_extra={"uniqueItems": True},
+            ),
+        ]
+        | None
     ) = None
     pool: Name | None = None
     section: Name | None = None
@@ -89,8 +172,10 @@ class ClaimIn(Body):
         named = [k for k in (self.seat_ids, self.pool, self.section) if k is not None]
         if len(named) != 1:
             raise ValueError("name exactly one of seat_ids, pool or section")
-        if self.seat_ids is not None and self.quantity not in (None, len(self.seat_ids)):
-            raise ValueError("quantity goes with pool; seat claims count their seat_ids")
+        if self.seat_ids is not None and len(set(self.seat_ids)) != len(self.seat_ids):
+            raise ValueError("a claim names each seat once")
+        if self.seat_ids is not None and self.quantity is not None:
+            raise ValueError("quantity goes with pool or section; seat claims count seat_ids")
         return self
 
 
