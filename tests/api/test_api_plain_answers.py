@@ -37,7 +37,7 @@ def test_a_402_says_how_much_the_wallet_lacks_and_names_no_account(api: Api) -> 
     buyer_id, headers = api.buyer(funds_minor=100)
     answer = api.buy(headers, {"event_id": event_id, "seat_ids": [seat(event_id)]})
     body = assert_problem(answer, 402, "insufficient-funds")
-    assert body["detail"] == "your wallet holds less than 40.00 EUR"
+    assert body["detail"] == "the wallet holds less than 40.00 EUR"
     _no_internals(body["detail"], buyer_id)
 
 

@@ -7,6 +7,8 @@ unsafe strategy) are raised here by a stub use case inside an in-process app.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from api_helpers import ADMIN_KEY, TOKEN_SECRET, assert_problem
 from fastapi import FastAPI
 
+from lastseat.adapters.sqlite.errors import translated
 from lastseat.api.app import create_app
 from lastseat.api.problems import (
     OPERATOR_ERRORS,
@@ -33,6 +36,8 @@ CASES = [
     (errors.UnavailableError, 409, "unavailable"),
     (errors.ConflictError, 409, "conflict"),
     (errors.RetriesExhaustedError, 409, "conflict"),
+    (errors.RacingWriteError, 409, "conflict"),
+    (errors.SerializationError, 409, "conflict"),
     (errors.HoldExpiredError, 410, "hold-expired"),
     (errors.InsufficientFundsError, 402, "insufficient-funds"),
     (errors.InvalidTransitionError, 409, "invalid-state"),
@@ -84,6 +89,7 @@ def test_each_service_error_is_answered_with_its_problem(
     status: int,
     slug: str,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="lastseat")
     message = f"stub {error.__name__} on lock seat:ev/A/0001/0001 at db-host:5432"
 
     def fail(event_id: str) -> None:
@@ -116,6 +122,19 @@ def test_an_unexpected_error_is_a_logged_500_problem_as_the_last_resort(
     assert ADMIN_KEY not in body["detail"]
     assert "RuntimeError" in caplog.text
     assert ADMIN_KEY not in caplog.text
+
+
+def test_a_racing_write_names_no_table_to_the_caller_and_its_constraint_to_the_log() -> None:
+    # A real driver error, as a naive sale racing another for one seat meets it.
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE tickets (seat_id TEXT UNIQUE)")
+    db.execute("INSERT INTO tickets VALUES ('A-1')")
+    with pytest.raises(errors.RacingWriteError) as raised, translated():
+        db.execute("INSERT INTO tickets VALUES ('A-1')")
+    assert "tickets.seat_id" in str(raised.value)
+    detail = public_detail(raised.value)
+    assert "tickets" not in detail and "constraint" not in detail
+    assert problem_for_error(raised.value).slug == "conflict"
 
 
 def test_every_error_row_is_reachable_and_every_status_has_a_row() -> None:

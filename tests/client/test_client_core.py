@@ -32,6 +32,7 @@ SLUGS = {
     "internal": False,
     "overloaded": True,
     "unavailable-store": True,
+    "bookkeeping-fault": False,  # the store refused a write the service should never make
 }
 
 

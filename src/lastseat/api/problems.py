@@ -30,7 +30,9 @@ from lastseat.domain.errors import (
     LastseatError,
     NotFoundError,
     PaymentDeclinedError,
+    RacingWriteError,
     RequestInProgressError,
+    SerializationError,
     StateConflictError,
     StoreBusyError,
     StoreError,
@@ -114,8 +116,11 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
 # Errors whose message is written for operators (lock resources, request records, hosts,
 # driver text): the answer says what happened in the caller's words, the log keeps the message.
 # Every other error's message is written for the caller and carries no internal identifier.
+_RACED_DETAIL = "another request changed this at the same moment; try again"
 OPERATOR_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (FencedOutError, "a newer attempt took over while this one waited; it changed nothing"),
+    (RacingWriteError, _RACED_DETAIL),
+    (SerializationError, _RACED_DETAIL),
     (StoreBusyError, "the server is busy; retry in a moment"),
     (StoreError, "the database is not reachable right now; retry in a moment"),
 )
@@ -188,6 +193,8 @@ def error_response(exc: BaseException) -> JSONResponse:
     detail = public_detail(exc)
     if detail != str(exc):
         level = logging.ERROR if problem.slug == "internal" else logging.WARNING
+        if isinstance(exc, ConflictError) and not isinstance(exc, FencedOutError):
+            level = logging.INFO  # a lost race is the expected cost of selling the last seat
         logger.log(level, "%s answered %d: %s", type(exc).__name__, problem.status, exc)
     return problem_response(problem, detail)
 

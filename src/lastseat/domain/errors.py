@@ -31,6 +31,13 @@ class RetriesExhaustedError(ConflictError):
     """Every allowed retry lost to a concurrent writer: conflict, try again later."""
 
 
+class RacingWriteError(ConflictError):
+    """A unique or capacity constraint refused a write: a concurrent writer got there first.
+
+    The message names the constraint for operators; callers read a plain "try again".
+    """
+
+
 class SerializationError(ConflictError):
     """The database aborted the transaction to keep it serializable (or broke a deadlock).
 

@@ -73,10 +73,11 @@ def short_of(account_id: str, amount: Money) -> InsufficientFundsError:
     """The refusal of a debit the account cannot cover: says how much, not which account.
 
     Problem details reach buyers, so they carry no internal identifiers (issue 8, finding 4);
-    a buyer only ever pays from their own wallet, hence "your wallet".
+    the paying wallet is the buyer's own in a purchase and the source in an operator's
+    transfer, so "the wallet" reads right to both.
     """
     if account_id.startswith(f"{AccountKind.WALLET.value}:"):
-        return InsufficientFundsError(f"your wallet holds less than {amount}")
+        return InsufficientFundsError(f"the wallet holds less than {amount}")
     return InsufficientFundsError(f"{owner_of(account_id)} holds less than {amount}")
 
 

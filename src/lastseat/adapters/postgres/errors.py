@@ -10,10 +10,10 @@ from psycopg_pool import PoolTimeout
 
 from lastseat.domain.errors import (
     BookkeepingError,
-    ConflictError,
     InsufficientFundsError,
     LockNotAvailableError,
     LockTimeoutError,
+    RacingWriteError,
     SerializationError,
     StoreBusyError,
     StoreError,
@@ -52,7 +52,7 @@ def _constraint_error(exc: psycopg.Error, state: str) -> Exception:
     if name == BALANCE_CONSTRAINT:
         return InsufficientFundsError("the wallet does not hold enough money")
     if state in _RACING_STATES or name == CAPACITY_CONSTRAINT:
-        return ConflictError(f"a database constraint refused the write ({name})")
+        return RacingWriteError(f"a database constraint refused the write ({name})")
     what = f"constraint {name or state} on {exc.diag.table_name or '?'}"
     return BookkeepingError(f"{what} refused an inconsistent write: {exc}", name or state)
 

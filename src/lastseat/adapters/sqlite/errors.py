@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 from lastseat.domain.errors import (
     BookkeepingError,
-    ConflictError,
     InsufficientFundsError,
+    RacingWriteError,
     StoreBusyError,
     StoreError,
 )
@@ -42,7 +42,7 @@ def _constraint_error(text: str) -> Exception:
         return InsufficientFundsError("the wallet does not hold enough money")
     # A duplicate key or a full pool: a concurrent writer got there first.
     if text.startswith("UNIQUE constraint failed") or CAPACITY_CHECK in text:
-        return ConflictError(f"a database constraint refused the write ({text})")
+        return RacingWriteError(f"a database constraint refused the write ({text})")
     constraint = text.partition(": ")[2] or text
     return BookkeepingError(f"{text}: an inconsistent write was refused", constraint)
 
