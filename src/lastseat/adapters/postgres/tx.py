@@ -31,16 +31,20 @@ it holds the lock).
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+
+import psycopg
 
 from lastseat.adapters.hold_records import POOL_COLUMN, HoldRecordsSql
 from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
 from lastseat.adapters.postgres import money, records, sections
-from lastseat.adapters.postgres.errors import translated
+from lastseat.adapters.postgres.errors import translate, translated
 from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import FencedOutError
@@ -84,6 +88,25 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         self._conn = conn
         self._stats = stats or StrategyStatistics()
         self.locked_at_ns: int | None = None
+        self._savepoints = itertools.count(1)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A step inside the transaction: if the block raises, only its writes are undone
+        (and the transaction, which PostgreSQL aborts on any error, goes on)."""
+        name = f"step_{next(self._savepoints)}"
+        with translated():
+            self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException as exc:
+            with translated():
+                self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+            if isinstance(exc, psycopg.Error):
+                raise translate(exc) from exc
+            raise
+        with translated():
+            self._conn.execute(f"RELEASE SAVEPOINT {name}")
 
     # -- checks ---------------------------------------------------------------------------
 

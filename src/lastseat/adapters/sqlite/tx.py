@@ -7,14 +7,17 @@ once it holds the lock).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from lastseat.adapters.hold_records import POOL_COLUMN, HoldRecordsSql
 from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
 from lastseat.adapters.sqlite import records
+from lastseat.adapters.sqlite.errors import translate, translated
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import (
     FencedOutError,
@@ -45,6 +48,25 @@ class SqliteTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._savepoints = itertools.count(1)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A step inside the transaction: if the block raises, only its writes are undone."""
+        name = f"step_{next(self._savepoints)}"
+        with translated():
+            self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException as exc:
+            with translated():
+                self._conn.execute(f"ROLLBACK TO {name}")
+                self._conn.execute(f"RELEASE {name}")
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc) from exc
+            raise
+        with translated():
+            self._conn.execute(f"RELEASE {name}")
 
     # -- checks ---------------------------------------------------------------------------
 
