@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from lastseat.concurrency.admission import AdmissionLimits, gated
 from lastseat.concurrency.registry import make_strategy
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.clock import Clock
@@ -224,14 +225,19 @@ def build(
     locks: LockServices | None = None,
     payments: PaymentSettings | None = None,
     hold_ttl: timedelta = DEFAULT_HOLD_TTL,
+    admission: AdmissionLimits | None = None,
 ) -> Services:
-    """Services over `store`, selling with the named strategy, paid as `payments` says."""
-    chosen = make_strategy(
-        strategy,
-        allow_unsafe=allow_unsafe,
-        pause=pause,
-        retry=retry,
-        locks=open_locks(strategy, locks),
+    """Services over `store`, selling with the named strategy, paid as `payments` says; its
+    claims pass an admission gate with the default limits unless `admission` says otherwise."""
+    chosen = gated(
+        make_strategy(
+            strategy,
+            allow_unsafe=allow_unsafe,
+            pause=pause,
+            retry=retry,
+            locks=open_locks(strategy, locks),
+        ),
+        admission or AdmissionLimits(),
     )
     booking = BookingService(store, chosen, clock, hold_ttl)
     lease = timedelta(milliseconds=(payments or PaymentSettings()).payment_lease_ms)

@@ -53,6 +53,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 locks=settings.locks,
                 payments=settings.payments,
                 hold_ttl=timedelta(seconds=settings.hold_ttl_s),
+                admission=settings.admission,
             )
             app.state.services = services
             with background_reconciler(services.checkout, settings.reconcile_interval_ms):

@@ -10,6 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lastseat.bootstrap import DEFAULT_DB, LockServices, PaymentSettings
+from lastseat.concurrency.admission import (
+    DEFAULT_CLAIM_QUEUE,
+    DEFAULT_CLAIMS_IN_FLIGHT,
+    MAX_CLAIM_QUEUE,
+    MAX_CLAIMS_IN_FLIGHT,
+    AdmissionLimits,
+)
 from lastseat.concurrency.registry import LOCK_SERVICE_NAMES, make_strategy
 from lastseat.domain.errors import ValidationError
 from lastseat.service.auth import MIN_SECRET_BYTES
@@ -31,6 +38,8 @@ DEFAULT_IDEMPOTENCY_RETENTION_S = 24 * 3600
 MIN_IDEMPOTENCY_RETENTION_S = 60
 RECONCILE_INTERVAL_ENV = "LASTSEAT_RECONCILE_INTERVAL_MS"
 HOLD_TTL_ENV = "LASTSEAT_HOLD_TTL_S"
+CLAIMS_IN_FLIGHT_ENV = "LASTSEAT_CLAIMS_IN_FLIGHT"
+CLAIM_QUEUE_ENV = "LASTSEAT_CLAIM_QUEUE"
 DEFAULT_HOLD_TTL_S = 600
 MAX_HOLD_TTL_S = 86_400
 DEFAULT_RECONCILE_INTERVAL_MS = 2_000
@@ -62,6 +71,9 @@ class Settings:
     # How long a hold lasts unless a request asks otherwise (quick buys through an external
     # provider hold their inventory this long while the payment runs).
     hold_ttl_s: int = DEFAULT_HOLD_TTL_S
+    # Claims per hot resource (pool, seat, section) running at once in this process, and
+    # waiting; one more is answered 503 overloaded (concurrency/admission.py).
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
 
     def validate(self) -> Settings:
         """This object, if every value is usable; else ValidationError (or UnsafeStrategyError)."""
@@ -89,6 +101,10 @@ class Settings:
         if not 1 <= self.hold_ttl_s <= MAX_HOLD_TTL_S:
             raise ValidationError(f"{HOLD_TTL_ENV} must be 1..{MAX_HOLD_TTL_S}")
         self.payments.validated()
+        if not 0 <= self.admission.in_flight <= MAX_CLAIMS_IN_FLIGHT:
+            raise ValidationError(f"{CLAIMS_IN_FLIGHT_ENV} must be 0..{MAX_CLAIMS_IN_FLIGHT}")
+        if not 0 <= self.admission.queue <= MAX_CLAIM_QUEUE:
+            raise ValidationError(f"{CLAIM_QUEUE_ENV} must be 0..{MAX_CLAIM_QUEUE}")
         if self.strategy not in LOCK_SERVICE_NAMES:  # those are checked when they connect
             make_strategy(self.strategy, allow_unsafe=self.allow_unsafe)
         return self
@@ -123,6 +139,10 @@ class Settings:
                 environ, RECONCILE_INTERVAL_ENV, DEFAULT_RECONCILE_INTERVAL_MS
             ),
             hold_ttl_s=_whole(environ, HOLD_TTL_ENV, DEFAULT_HOLD_TTL_S),
+            admission=AdmissionLimits(
+                _whole(environ, CLAIMS_IN_FLIGHT_ENV, DEFAULT_CLAIMS_IN_FLIGHT),
+                _whole(environ, CLAIM_QUEUE_ENV, DEFAULT_CLAIM_QUEUE),
+            ),
         ).validate()
 
     def pause(self) -> Pause:
@@ -150,6 +170,8 @@ class Settings:
             IDEMPOTENCY_RETENTION_ENV: str(self.idempotency_retention_s),
             RECONCILE_INTERVAL_ENV: str(self.reconcile_interval_ms),
             HOLD_TTL_ENV: str(self.hold_ttl_s),
+            CLAIMS_IN_FLIGHT_ENV: str(self.admission.in_flight),
+            CLAIM_QUEUE_ENV: str(self.admission.queue),
             **self.locks.as_env(),
             **self.payments.as_env(),
         }

@@ -19,6 +19,8 @@ import click
 
 from lastseat.api.settings import (
     ADMIN_KEY_ENV,
+    CLAIM_QUEUE_ENV,
+    CLAIMS_IN_FLIGHT_ENV,
     DEFAULT_CACHE_TTL_MS,
     DEFAULT_HOLD_TTL_S,
     DEFAULT_IDEMPOTENCY_LEASE_MS,
@@ -44,6 +46,13 @@ from lastseat.bootstrap import (
     LockServices,
     PaymentSettings,
     open_store,
+)
+from lastseat.concurrency.admission import (
+    DEFAULT_CLAIM_QUEUE,
+    DEFAULT_CLAIMS_IN_FLIGHT,
+    MAX_CLAIM_QUEUE,
+    MAX_CLAIMS_IN_FLIGHT,
+    AdmissionLimits,
 )
 from lastseat.concurrency.registry import STRATEGY_NAMES
 from lastseat.domain.errors import ValidationError
@@ -192,6 +201,22 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     envvar=IDEMPOTENCY_RETENTION_ENV,
     help="How long finished Idempotency-Key answers are kept for replay.",
 )
+@click.option(
+    "--claims-in-flight",
+    type=click.IntRange(0, MAX_CLAIMS_IN_FLIGHT),
+    default=DEFAULT_CLAIMS_IN_FLIGHT,
+    show_default=True,
+    envvar=CLAIMS_IN_FLIGHT_ENV,
+    help="Claims per hot pool, seat or section running at once per worker; 0: no limit.",
+)
+@click.option(
+    "--claim-queue",
+    type=click.IntRange(0, MAX_CLAIM_QUEUE),
+    default=DEFAULT_CLAIM_QUEUE,
+    show_default=True,
+    envvar=CLAIM_QUEUE_ENV,
+    help="Claims per hot resource waiting for a turn per worker; more answer 503 overloaded.",
+)
 @click.option("--dev", is_flag=True, help="Generate a random admin key and token secret.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(
@@ -215,6 +240,8 @@ def serve(
     reconcile_interval_ms: int,
     idempotency_lease_ms: int,
     idempotency_retention_s: int,
+    claims_in_flight: int,
+    claim_queue: int,
     dev: bool,
     access_log: bool,
 ) -> None:
@@ -244,6 +271,7 @@ def serve(
         ),
         reconcile_interval_ms=reconcile_interval_ms,
         hold_ttl_s=hold_ttl_s,
+        admission=AdmissionLimits(claims_in_flight, claim_queue),
     ).validate()
     # Migrate once here, so a bad --db fails as one line before any worker starts.
     open_store(db, create=True).close()

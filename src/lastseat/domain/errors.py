@@ -97,6 +97,11 @@ class SchemaVersionError(StoreError):
     """The database schema is newer than this code (or otherwise not usable by it)."""
 
 
+class OverloadedError(StoreBusyError):
+    """Too many claims on one hot resource are running or waiting in this process: the claim
+    was refused before it touched the store (nothing done), so a later retry is safe."""
+
+
 class LockTimeoutError(StoreBusyError):
     """A lock (a row lock, or a distributed lock) was not granted within its timeout."""
 
