@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from lastseat.concurrency.advisory import AdvisoryLockStrategy
 from lastseat.concurrency.atomic import AtomicStrategy
+from lastseat.concurrency.batched import BatchedStrategy
 from lastseat.concurrency.locked import DistributedLockStrategy
 from lastseat.concurrency.naive import NaiveStrategy
 from lastseat.concurrency.optimistic import OptimisticStrategy
@@ -37,6 +38,7 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "optimistic",
     "serializable",
     "pg-advisory",
+    "batched",
     "redis-lock",
     "redlock",
     "zk-lock",
@@ -52,6 +54,7 @@ _SIMPLE: dict[str, Callable[[Pause, RetryPolicy | None], ClaimStrategy]] = {
     "optimistic": OptimisticStrategy,
     "serializable": SerializableStrategy,
     "pg-advisory": AdvisoryLockStrategy,
+    "batched": BatchedStrategy,
 }
 
 

@@ -21,6 +21,14 @@ def fenced(store: Store, fence: RequestFence | None) -> Store:
     return store if fence is None else _FencedStore(store, fence)
 
 
+def unfenced(store: Store) -> tuple[Store, RequestFence | None]:
+    """The store under a `fenced` wrapper and its fence, for a strategy that checks the fence
+    itself (`batched` checks each buyer's fence inside that buyer's own step of a batch)."""
+    if isinstance(store, _FencedStore):
+        return store.inner, store.fence
+    return store, None
+
+
 class _FencedStore:
     def __init__(self, inner: Store, fence: RequestFence) -> None:
         self.inner = inner

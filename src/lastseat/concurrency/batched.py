@@ -1,0 +1,250 @@
+"""`batched`: concurrent claims on one event share one transaction and one commit.
+
+A one-sale-per-transaction strategy pays a WAL flush per sale while it holds the hot row's
+lock, so a hot pool sells at most one sale per flush. Here the claims that arrive while a
+batch commits wait in a queue; the next batch takes them all (up to `max_batch`) into one
+transaction, each claim in its own savepoint, and commits them with one flush::
+
+    A: claim ---- lead: BEGIN; [A] COMMIT ........ result A
+    B:   claim -- queue ............. lead: BEGIN; [B] [C] [D] COMMIT -- result B
+    C:     claim  queue ......................................... ------ result C
+    D:       claim  queue ....................................... ------ result D
+
+No thread of its own: whichever caller finds no batch running leads the next one on its own
+thread and connection (leader/follower), then hands the lead to the first caller still
+queued. Each step `[X]` is the claim's request-fence check, its conditional write (as
+`atomic`'s) and its `finish` (charge, order, tickets). A step that raises is rolled back to
+its savepoint and only its own caller gets the error: one buyer's empty wallet, sold seat or
+taken group seat does not fail the others, and a group stays all or nothing. If BEGIN or
+COMMIT fails, nobody in the batch succeeded: every caller gets the store's error.
+
+Two batches on PostgreSQL (two servers) lock rows across several claims, so a batch with
+claims on more than one resource first locks all its seats, then its pools, in id order
+(DESIGN.md §4): without it, batch 1 holding seat 3 and wanting seat 7 while batch 2 holds 7
+and wants 3 would deadlock.
+
+A queued claim not taken into a batch within `queue_timeout_s` leaves the queue with
+StoreBusyError (retryable, nothing done); one taken waits for its batch, whose statements
+are bounded by the store's lock and busy timeouts.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar, cast
+from weakref import WeakKeyDictionary
+
+from lastseat.concurrency.atomic import take_if_free
+from lastseat.concurrency.base import StrategyBase, refusal
+from lastseat.concurrency.retry import RetryPolicy
+from lastseat.domain.errors import StoreBusyError, StoreError
+from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
+from lastseat.service.fenced import unfenced
+from lastseat.service.idempotency import RequestFence
+from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
+
+T = TypeVar("T")
+MAX_BATCH = 64
+QUEUE_TIMEOUT_S = 10.0
+
+
+class _StepTx(InventoryTx, Protocol):
+    """A write transaction with steps (both stores' transactions have them)."""
+
+    def savepoint(self) -> AbstractContextManager[None]: ...
+
+
+@dataclass(eq=False)
+class _Job:
+    """One caller's claim, waiting for its outcome (or for its turn to lead)."""
+
+    claim: Claim
+    stage: Stage
+    hold_id: str
+    now: datetime
+    finish: Callable[[InventoryTx], object]
+    fence: RequestFence | None
+    ready: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
+    taken: bool = False
+    done: bool = False
+    value: object = None
+    error: BaseException | None = None
+
+    def settle(self, value: object = None, error: BaseException | None = None) -> None:
+        self.value, self.error, self.done = value, error, True
+
+
+class _NothingFreeError(Exception):
+    """The first try found the inventory taken: undo it, release lapsed holds, try again."""
+
+
+class Batcher:
+    """The queue of one event's claims on one store; callers take turns leading batches."""
+
+    def __init__(
+        self, run: Callable[[list[_Job]], None], max_batch: int, queue_timeout_s: float
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._queue_timeout_s = queue_timeout_s
+        self._mutex = threading.Lock()
+        self._queue: deque[_Job] = deque()
+        self._leading = False
+
+    def queued(self) -> int:
+        """Claims waiting for a batch (not counting the batch running now)."""
+        with self._mutex:
+            return len(self._queue)
+
+    def submit(self, job: _Job) -> object:
+        """Queue the claim, lead a batch when it is this caller's turn; its own outcome."""
+        with self._mutex:
+            self._queue.append(job)
+            if not self._leading:
+                self._leading = job.leads = True
+        if not job.leads:
+            self._wait(job)
+        if not job.done:
+            self._lead()
+        if job.error is not None:
+            raise job.error
+        return job.value
+
+    def _wait(self, job: _Job) -> None:
+        """Until the job is done or leads; give up only while it is still in the queue."""
+        if job.ready.wait(self._queue_timeout_s):
+            return
+        with self._mutex:
+            if not job.taken and not job.leads:
+                self._queue.remove(job)
+                raise StoreBusyError(
+                    f"the claim waited {self._queue_timeout_s:g} s for a batch; nothing was"
+                    " done, try again"
+                )
+        job.ready.wait()  # in a batch now: its outcome is on the way
+
+    def _lead(self) -> None:
+        with self._mutex:
+            count = min(len(self._queue), self._max_batch)
+            batch = [self._queue.popleft() for _ in range(count)]
+            for job in batch:
+                job.taken = True
+        try:
+            self._run(batch)
+        finally:
+            for job in batch:
+                if not job.done:
+                    job.settle(error=StoreError("the batch ended without an outcome"))
+            with self._mutex:
+                successor = self._queue[0] if self._queue else None
+                if successor is None:
+                    self._leading = False
+                else:
+                    successor.leads = True
+            for job in batch:
+                job.ready.set()
+            if successor is not None:
+                successor.ready.set()
+
+
+class BatchedStrategy(StrategyBase):
+    """Claims on one event coalesced into one transaction per batch; one outcome per buyer."""
+
+    name = "batched"
+
+    def __init__(
+        self,
+        pause: Pause = no_pause,
+        retry: RetryPolicy | None = None,
+        *,
+        max_batch: int = MAX_BATCH,
+        queue_timeout_s: float = QUEUE_TIMEOUT_S,
+    ) -> None:
+        super().__init__(pause, retry)
+        self.max_batch = max_batch
+        self.queue_timeout_s = queue_timeout_s
+        self._batchers: WeakKeyDictionary[Store, dict[str, Batcher]] = WeakKeyDictionary()
+        self._batchers_lock = threading.Lock()
+
+    def claim(
+        self,
+        store: Store,
+        claim: Claim,
+        stage: Stage,
+        hold_id: str,
+        now: datetime,
+        finish: Callable[[InventoryTx], T],
+    ) -> T:
+        """Queue the claim for the event's next batch; this buyer's own result or error."""
+        self._stats.add(attempts=1)
+        base, fence = unfenced(store)
+        job = _Job(claim, stage, hold_id, now, finish, fence)
+        return cast(T, self.batcher(base, claim.event_id).submit(job))
+
+    def batcher(self, store: Store, event_id: str) -> Batcher:
+        """The queue of claims on `event_id` through `store` (made on first use)."""
+        with self._batchers_lock:
+            per_event = self._batchers.setdefault(store, {})
+            if event_id not in per_event:
+                per_event[event_id] = Batcher(
+                    lambda jobs: self._run(store, jobs), self.max_batch, self.queue_timeout_s
+                )
+            return per_event[event_id]
+
+    def _run(self, store: Store, jobs: list[_Job]) -> None:
+        """One transaction for the batch, one savepoint per claim, one COMMIT."""
+        self._stats.add_batch(len(jobs))
+        try:
+            with store.write(self._stats) as tx:
+                lock_in_order(tx, [job.claim for job in jobs])
+                for job in jobs:
+                    self._step(cast(_StepTx, tx), job)
+        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch was kept
+            for job in jobs:
+                if job.error is None:
+                    job.settle(error=copy.copy(exc))
+
+    def _step(self, tx: _StepTx, job: _Job) -> None:
+        try:
+            try:
+                with tx.savepoint():
+                    job.settle(self._sell(tx, job, release_lapsed=False))
+            except _NothingFreeError:
+                with tx.savepoint():
+                    job.settle(self._sell(tx, job, release_lapsed=True))
+        except Exception as exc:
+            job.settle(error=exc)
+
+    def _sell(self, tx: InventoryTx, job: _Job, *, release_lapsed: bool) -> object:
+        """The claim's fence check, conditional write and finish; lapsed holds are looked
+        for only once the inventory was found taken."""
+        if job.fence is not None:
+            tx.check_request_fence(job.fence)
+        if release_lapsed:
+            tx.release_lapsed_holds(job.claim, job.now)
+        if not take_if_free(tx, job.claim, job.hold_id, job.stage):
+            if not release_lapsed:
+                raise _NothingFreeError
+            raise refusal(tx, job.claim)
+        self.pause()
+        return job.finish(tx)
+
+
+def lock_in_order(tx: InventoryTx, claims: list[Claim]) -> None:
+    """Lock every seat, then every pool, of a batch in id order, if it names more than one
+    resource (one resource is locked by its claim alone, in the same order as anyone's)."""
+    seats = sorted({s for c in claims if isinstance(c, SeatClaim) for s in c.seat_ids})
+    pools = sorted({c.pool_id for c in claims if isinstance(c, PoolClaim)})
+    if len(seats) + len(pools) <= 1 or len(claims) <= 1:
+        return
+    if seats:
+        tx.lock_seats(seats)
+    for pool_id in pools:
+        tx.lock_pool(pool_id)
