@@ -154,6 +154,8 @@ def test_a_flood_beyond_the_claim_bound_is_answered_503_and_leaves_nothing_behin
         assert flood.sql_count(tickets, flood.pool_id) == sales
         orders = "SELECT count(*) FROM orders WHERE event_id = %s AND status = 'confirmed'"
         assert flood.sql_count(orders, flood.event_id) == sales
+        metrics = flood.api.http.get("/metrics").text
+        assert f'lastseat_strategy_overloaded_total{{strategy="atomic"}} {REFUSED}.0' in metrics
     finally:
         flood.close()
 

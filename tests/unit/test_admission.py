@@ -116,6 +116,7 @@ def test_a_full_queue_refuses_at_once_and_the_refused_claim_never_runs(
         gate.claim(None, POOL, Stage.SOLD, "d", NOW, lambda tx: "d")  # type: ignore[arg-type]
 
     assert isinstance(refused.value, StoreBusyError)  # the API's 503 overloaded row
+    assert gate.statistics().overloaded == 1
     assert fake.entered == ["a", "b"]
     assert gate_of(gate)() == GateStatistics(admitted=2, queued=1, refused=1, running=2, waiting=1)
     for hold_id in "abc":

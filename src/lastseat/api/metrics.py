@@ -33,6 +33,7 @@ _STRATEGY_COUNTERS = {
     "lock_wait_ns": ("lastseat_strategy_lock_wait_seconds", 1e-9),
     "lock_held_ns": ("lastseat_strategy_lock_held_seconds", 1e-9),
     "fenced_out": ("lastseat_strategy_fenced_out", 1.0),
+    "overloaded": ("lastseat_strategy_overloaded", 1.0),
 }
 # Checkout counter -> help text; exported as lastseat_payments_<name>_total{provider}.
 _PAYMENT_COUNTERS = {

@@ -201,13 +201,17 @@ class GatedStrategy:
             return self.inner.claim_section(store, claim, stage, hold_id, now, finish)
 
     def statistics(self) -> StrategyStatistics:
-        """The inner strategy's counters (the gate keeps its own: `gate.statistics()`)."""
+        """The inner strategy's counters, with the claims the gate refused as `overloaded`."""
         return self.inner.statistics()
 
     @contextmanager
     def _admitted(self, claim: ClaimRequest) -> Iterator[None]:
         key = hot_resource(claim)
-        self.gate.enter(key)
+        try:
+            self.gate.enter(key)
+        except OverloadedError:
+            self.inner.statistics().add(overloaded=1)
+            raise
         try:
             yield
         finally:

@@ -18,6 +18,7 @@ class StrategyStatistics:
     lock_wait_ns: int = 0
     lock_held_ns: int = 0
     fenced_out: int = 0
+    overloaded: int = 0  # claims an admission gate refused (concurrency/admission.py)
     batches: int = 0
     batched_claims: int = 0
     max_batch: int = 0
