@@ -3,6 +3,8 @@ resource, a full queue refuses at once without touching the store, places pass o
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from lastseat.api.settings import Settings
 from lastseat.concurrency.admission import (
     AdmissionLimits,
     ClaimGate,
@@ -252,3 +255,40 @@ def test_the_gate_is_off_at_zero_and_for_naive() -> None:
 def test_negative_limits_are_refused(limits: AdmissionLimits) -> None:
     with pytest.raises(ValidationError):
         ClaimGate(limits)
+
+
+def test_server_settings_carry_the_limits_through_the_environment() -> None:
+    secrets = {"LASTSEAT_ADMIN_KEY": "k" * 16, "LASTSEAT_TOKEN_SECRET": "s" * 32}
+    assert Settings.from_env(secrets).admission == AdmissionLimits()
+    chosen = {**secrets, "LASTSEAT_CLAIMS_IN_FLIGHT": "0", "LASTSEAT_CLAIM_QUEUE": "5"}
+    settings = Settings.from_env(chosen)
+    assert settings.admission == AdmissionLimits(in_flight=0, queue=5)
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LASTSEAT_CLAIMS_IN_FLIGHT", "-1"),
+        ("LASTSEAT_CLAIMS_IN_FLIGHT", "many"),
+        ("LASTSEAT_CLAIMS_IN_FLIGHT", "1001"),
+        ("LASTSEAT_CLAIM_QUEUE", "100001"),
+    ],
+)
+def test_unusable_limits_are_refused_by_the_server_settings(name: str, value: str) -> None:
+    secrets = {"LASTSEAT_ADMIN_KEY": "k" * 16, "LASTSEAT_TOKEN_SECRET": "s" * 32}
+    with pytest.raises(ValidationError, match=name):
+        Settings.from_env({**secrets, name: value})
+
+
+@pytest.mark.parametrize("option", ["--claims-in-flight=-1", "--claim-queue=x"])
+def test_serve_refuses_a_bad_limit_with_exit_code_2(option: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lastseat", "serve", "--dev", option],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert option.split("=", maxsplit=1)[0] in done.stderr
