@@ -22,7 +22,7 @@ from lastseat.api.metrics import Metrics, RequestMetricsMiddleware
 from lastseat.api.problems import install_problem_handlers
 from lastseat.api.reconciler import background_reconciler
 from lastseat.api.route_table import RouteTable
-from lastseat.api.routes import buyers, events, holds, orders, system
+from lastseat.api.routes import buyers, ceiling, events, holds, orders, system
 from lastseat.api.schemas import Problem
 from lastseat.api.settings import Settings
 from lastseat.bootstrap import Services, build, open_store
@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_idempotency(app, settings)  # inside the body limit: it reads whole bodies
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
-    modules = (system, events, buyers, holds, orders)
+    modules = (system, events, buyers, holds, orders, ceiling)
     for module in modules:
         app.include_router(module.router)
     app.state.route_table = RouteTable(

@@ -1,44 +1,61 @@
-"""`lastseat bench`: HTTP throughput per strategy as a ratio of the same-run database ceiling."""
+"""`lastseat bench`: purchases/s per strategy against the ceilings measured in the same run."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from lastseat.cli.race import parse_strategies
+from lastseat.cli.errors import fail
+from lastseat.cli.race import ALL_WITHOUT_LOCK_SERVICES, parse_strategies
 from lastseat.concurrency.registry import GUARDED_NAMES
-from lastseat.lab.bench import DEFAULT_CONCURRENCY, BenchRow, bench_scenarios, run_bench
+from lastseat.lab.bench import (
+    DATABASES,
+    DEFAULT_CEILING_S,
+    DEFAULT_CONCURRENCY,
+    BenchPlan,
+    BenchReport,
+    bench_scenarios,
+    run_bench,
+)
 
-# rich loads when the command runs, not when `lastseat` starts (issue 8).
+# rich and the lab's rows load when the command runs, not when `lastseat` starts (issue 8).
 if TYPE_CHECKING:
     from rich.console import Console
 
-_HEADERS = (
-    "scenario",
-    "strategy",
-    "mode",
-    "purchases/s",
-    "p50 ms",
-    "p99 ms",
-    "conflicts",
-    "retries",
-    "peak RSS MB/server",
-    "ratio to direct",
-    "checker",
-)
+    from lastseat.lab.bench_rows import StrategyRow
+    from lastseat.lab.ceilings import Ceiling
+
+MAX_SERVERS = 8
+
+
+def _server_counts(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    counts: set[int] = set()
+    for part in value.split(","):
+        text = part.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_SERVERS:
+            raise click.BadParameter(f"server counts are 1..{MAX_SERVERS}, comma-separated")
+        counts.add(int(text))
+    return tuple(sorted(counts))
 
 
 @click.command()
 @click.option(
+    "--db",
+    type=click.Choice(DATABASES),
+    default="postgres",
+    show_default=True,
+    help="postgres: a throwaway server, ceilings, direct and HTTP rows. sqlite: every "
+    "strategy direct in 4 processes against one process's raw conditional-update loop.",
+)
+@click.option(
     "--strategy",
     "strategies",
     multiple=True,
-    default=("atomic",),
-    show_default=True,
-    help="Guarded strategies to measure (repeat or comma-separate; `all`).",
+    help="Guarded strategies to measure (repeat or comma-separate; `all`). "
+    "Default: atomic on postgres; the race's guarded strategies on sqlite.",
 )
 @click.option(
     "--scenario",
@@ -48,63 +65,165 @@ _HEADERS = (
     default=("rush", "ga"),
     show_default=True,
 )
-@click.option("--buyers", type=click.IntRange(64, 1_000_000), default=3_000, show_default=True)
+@click.option("--buyers", type=click.IntRange(1, 1_000_000), default=3_000, show_default=True)
 @click.option(
     "--concurrency",
     type=click.IntRange(4, 512),
     default=DEFAULT_CONCURRENCY,
     show_default=True,
-    help="Concurrent buyers (4 processes x concurrency/4 threads).",
+    help="Concurrent buyers and ceiling connections (direct: 4 processes x concurrency/4).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option(
+    "--servers",
+    "server_counts",
+    default="1,2",
+    show_default=True,
+    callback=_server_counts,
+    help="Server counts for the HTTP rows and the HTTP ceiling (postgres).",
+)
+@click.option(
+    "--ceiling-s",
+    type=click.FloatRange(0.1, 600.0),
+    default=DEFAULT_CEILING_S,
+    show_default=True,
+    help="How long each ceiling runs.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print ceilings, rows and ratios as JSON.")
 def bench(
+    db: str,
     strategies: tuple[str, ...],
     scenario_names: tuple[str, ...],
     buyers: int,
     concurrency: int,
+    server_counts: tuple[int, ...],
+    ceiling_s: float,
     as_json: bool,
 ) -> int:
-    """Purchases/s over HTTP with 1 and 2 servers against the same-run direct ceiling."""
+    """Purchases/s direct and over HTTP against the same-run ceilings (see docs/performance.md)."""
     from rich.console import Console  # noqa: PLC0415
 
-    names = [n for n in parse_strategies(strategies) if n in GUARDED_NAMES]
-    scenarios = [s for s in bench_scenarios(buyers) if s.name in scenario_names]
-    console = Console(stderr=True)
+    from lastseat.lab.loadprocs import LoadError  # noqa: PLC0415
 
-    def progress(row: BenchRow) -> None:
-        console.print(
-            f"measured {row.scenario} {row.strategy} {row.mode}: "
-            f"{row.purchases_per_s:,.0f} purchases/s"
-        )
-
-    rows = run_bench(names, scenarios, concurrency=concurrency, on_row=progress)
-    if as_json:
-        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+    if strategies:
+        names = [n for n in parse_strategies(strategies) if n in GUARDED_NAMES]
+    elif db == "sqlite":
+        names = [n for n in ALL_WITHOUT_LOCK_SERVICES if n in GUARDED_NAMES]
     else:
-        _print(rows, Console(width=200))
-    return 0 if all(r.verdict_ok for r in rows) else 1
+        names = ["atomic"]
+    if not names:
+        raise click.BadParameter("name at least one guarded strategy", param_hint="--strategy")
+    plan = BenchPlan(
+        strategies=tuple(names),
+        scenarios=tuple(s for s in bench_scenarios(buyers) if s.name in scenario_names),
+        db=db,
+        concurrency=concurrency,
+        server_counts=server_counts,
+        ceiling_s=ceiling_s,
+    )
+    progress = Console(stderr=True)
+    try:
+        report = run_bench(plan, on_progress=progress.print)
+    except LoadError as exc:
+        fail(str(exc), 1)
+    if as_json:
+        click.echo(json.dumps(report_json(report), indent=2))
+    else:
+        print_report(report, Console(width=200))
+    return 0 if report.verdict_ok else 1
 
 
-def _print(rows: list[BenchRow], console: Console) -> None:
+def report_json(report: BenchReport) -> dict[str, Any]:
+    """Every ceiling, row and ratio, with the batch mean and the ratio's verdict spelled out."""
+    return {
+        "db": report.db,
+        "concurrency": report.concurrency,
+        "ceilings": [asdict(c) for c in report.ceilings],
+        "rows": [{**asdict(r), "mean_batch": r.mean_batch} for r in report.rows],
+        "ratios": [{**asdict(r), "verdict": r.verdict} for r in report.ratios],
+    }
+
+
+def print_report(report: BenchReport, console: Console) -> None:
+    """The ceilings, the strategy rows and the ratios, as three tables."""
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table(
-        title="lastseat bench (throwaway PostgreSQL, durable commits)", title_justify="left"
+    kind = "PostgreSQL, durable commits" if report.db == "postgres" else "SQLite, synchronous=FULL"
+    ceilings = Table(title=f"ceilings (throwaway {kind})", title_justify="left")
+    for header in ("ceiling", "connections", "servers", "per s", "p50 ms", "p99 ms", "load CPU"):
+        ceilings.add_column(header, justify="left" if header == "ceiling" else "right")
+    for c in report.ceilings:
+        ceilings.add_row(*_ceiling_cells(c))
+    console.print(ceilings)
+    rows = Table(
+        title=f"lastseat bench ({kind}, {report.concurrency} concurrent buyers)",
+        title_justify="left",
     )
-    for header in _HEADERS:
-        table.add_column(header, justify="left" if header in _HEADERS[:3] else "right")
-    for r in rows:
-        table.add_row(
-            r.scenario,
-            r.strategy,
-            r.mode,
-            f"{r.purchases_per_s:,.0f}",
-            f"{r.p50_ms:.1f}",
-            f"{r.p99_ms:.1f}",
-            str(r.conflicts),
-            str(r.retries),
-            f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "-",
-            f"{r.ratio:.2f}",
-            "OK" if r.verdict_ok else "VIOLATED",
-        )
-    console.print(table)
+    for header in _ROW_HEADERS:
+        rows.add_column(header, justify="left" if header in _ROW_HEADERS[:3] else "right")
+    for r in report.rows:
+        rows.add_row(*_row_cells(r, _direct_rate(report.rows, r)))
+    console.print(rows)
+    ratios = Table(title="ratios (issue 9 targets)", title_justify="left")
+    for header in ("ratio", "scenario", "strategy", "value", "target", "verdict"):
+        ratios.add_column(header, justify="right" if header == "value" else "left")
+    for q in report.ratios:
+        value = f"{q.value:,.0f}" if q.value >= 10 else f"{q.value:.2f}"
+        ratios.add_row(q.name, q.scenario, q.strategy, value, q.target or "-", q.verdict)
+    console.print(ratios)
+
+
+_ROW_HEADERS = (
+    "scenario",
+    "strategy",
+    "mode",
+    "purchases/s",
+    "p50 ms",
+    "p99 ms",
+    "conflicts",
+    "retries",
+    "resent",
+    "batch mean/max",
+    "peak RSS MB/server",
+    "load CPU",
+    "÷ direct",
+    "checker",
+)
+
+
+def _ceiling_cells(c: Ceiling) -> tuple[str, ...]:
+    return (
+        c.name,
+        str(c.connections),
+        str(c.servers) if c.servers else "-",
+        f"{c.per_s:,.0f}",
+        f"{c.p50_ms:.1f}",
+        f"{c.p99_ms:.1f}",
+        f"{c.load_cpu_share:.0%}",
+    )
+
+
+def _row_cells(r: StrategyRow, direct_per_s: float) -> tuple[str, ...]:
+    mean = r.mean_batch
+    return (
+        r.scenario,
+        r.strategy,
+        r.mode,
+        f"{r.purchases_per_s:,.0f}",
+        f"{r.p50_ms:.1f}",
+        f"{r.p99_ms:.1f}",
+        str(r.conflicts),
+        str(r.retries),
+        str(r.client_retries) if r.servers else "-",
+        "-" if mean is None else f"{mean:.1f}/{r.max_batch}",
+        f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "-",
+        "-" if r.load_cpu_share is None else f"{r.load_cpu_share:.0%}",
+        f"{r.purchases_per_s / direct_per_s:.2f}" if direct_per_s and r.servers else "-",
+        "OK" if r.verdict_ok else "VIOLATED",
+    )
+
+
+def _direct_rate(rows: list[StrategyRow], row: StrategyRow) -> float:
+    for other in rows:
+        if (other.scenario, other.strategy, other.mode) == (row.scenario, row.strategy, "direct"):
+            return other.purchases_per_s
+    return 0.0

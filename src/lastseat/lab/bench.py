@@ -1,47 +1,72 @@
-"""`lastseat bench`: purchases per second over HTTP against the same-run database ceiling.
+"""`lastseat bench`: purchases per second against the ceilings measured in the same run.
 
-For each scenario and strategy, one throwaway PostgreSQL server at its default durability
-(`synchronous_commit = on`, fsync on) runs, each on a fresh database:
+PostgreSQL (the default): one throwaway server at its default durability
+(`synchronous_commit = on`, fsync on) serves the whole run, in this order:
 
-- `direct`: the buyers call the service in-process, so each purchase is the identical SQL
-  transaction driven straight through psycopg at the same concurrency — the ceiling;
-- `http xN`: the same buyers over real HTTP through N `lastseat serve` processes.
+1. ceilings (lab.ceilings, lab.http_load): the bare hot-row `UPDATE` at the bench's
+   concurrency and at 4 connections, the SKIP LOCKED seat-claim loop, and the HTTP ceiling
+   (`POST /bench/ceiling`: the server stack, no database work) through 1 and 2 servers;
+2. per scenario (`rush`, `ga`) and strategy, each on a fresh database (lab.bench_rows):
+   `direct` (the purchase transaction driven in-process), then `http xN`;
+3. the ratios of issue 9's targets (lab.bench_ratios), each met or not.
 
-The figure that matters is the ratio http/direct measured in the same run, not an absolute
-rate: these machines are small and noisy.
+SQLite (`--db sqlite`): per scenario, every strategy asked for driven directly by 4 worker
+processes, against one process's raw conditional-update loop, all with `synchronous=FULL`.
+
+The figures that matter are the ratios measured in the same run, not absolute rates: these
+machines are small and noisy. Every load generator reports its CPU share, so a reader can see
+whether it, rather than the server, may have set a figure.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lastseat.lab.scenarios import Scenario
 
+# The row and ratio modules load the race lab and its checker: only when a bench runs.
 if TYPE_CHECKING:
-    from lastseat.lab.runner import RaceResult
+    from lastseat.lab.bench_ratios import Ratio
+    from lastseat.lab.bench_rows import StrategyRow
+    from lastseat.lab.ceilings import Ceiling
 
 DEFAULT_CONCURRENCY = 64
+DEFAULT_CEILING_S = 5.0
+FEW_CONNECTIONS = 4
+DATABASES = ("postgres", "sqlite")
+SEATS_PER_SECOND = 40_000  # seats laid out per second of SKIP LOCKED run: never sold out
 
 
 @dataclass(frozen=True, slots=True)
-class BenchRow:
-    """One measured configuration."""
+class BenchPlan:
+    """What one `lastseat bench` run measures."""
 
-    scenario: str
-    strategy: str
-    mode: str
-    purchases_per_s: float
-    p50_ms: float
-    p99_ms: float
-    conflicts: int
-    retries: int
-    peak_rss_mb: float
-    ratio: float
-    verdict_ok: bool
+    strategies: tuple[str, ...]
+    scenarios: tuple[Scenario, ...]
+    db: str = "postgres"
+    concurrency: int = DEFAULT_CONCURRENCY
+    server_counts: tuple[int, ...] = (1, 2)
+    ceiling_s: float = DEFAULT_CEILING_S
+
+
+@dataclass(slots=True)
+class BenchReport:
+    """Everything measured: ceilings first, then strategy rows, then ratios."""
+
+    db: str
+    concurrency: int
+    ceilings: list[Ceiling] = field(default_factory=list)
+    rows: list[StrategyRow] = field(default_factory=list)
+    ratios: list[Ratio] = field(default_factory=list)
+
+    @property
+    def verdict_ok(self) -> bool:
+        """True when the checker found nothing wrong in any strategy row."""
+        return all(r.verdict_ok for r in self.rows)
 
 
 def bench_scenarios(buyers: int) -> list[Scenario]:
@@ -53,49 +78,99 @@ def bench_scenarios(buyers: int) -> list[Scenario]:
 
 
 def run_bench(
-    strategies: Sequence[str],
-    scenarios: Sequence[Scenario],
-    server_counts: Sequence[int] = (1, 2),
-    concurrency: int = DEFAULT_CONCURRENCY,
-    on_row: Callable[[BenchRow], None] = lambda row: None,
-) -> list[BenchRow]:
-    """Measure every (scenario, strategy, mode); rows come in the order they were measured."""
-    # Imported here, so that `lastseat --help` can read DEFAULT_CONCURRENCY without loading
-    # the lab and PostgreSQL (start-up time, issue 8).
+    plan: BenchPlan, on_progress: Callable[[str], None] = lambda line: None
+) -> BenchReport:
+    """Measure what `plan` asks for; `on_progress` hears one line per measurement."""
+    report = BenchReport(plan.db, plan.concurrency)
+    with tempfile.TemporaryDirectory(prefix="lastseat-bench-") as scratch:
+        if plan.db == "sqlite":
+            _sqlite_bench(plan, report, Path(scratch), on_progress)
+        else:
+            _postgres_bench(plan, report, Path(scratch), on_progress)
+    return report
+
+
+def _postgres_bench(
+    plan: BenchPlan, report: BenchReport, scratch: Path, say: Callable[[str], None]
+) -> None:
+    # Imported here, so that `lastseat --help` can read the defaults without loading the lab,
+    # the drivers and PostgreSQL (start-up time, issue 8).
     from lastseat.adapters.postgres.server import ThrowawayPostgres  # noqa: PLC0415
-    from lastseat.lab.runner import RaceConfig, run_race  # noqa: PLC0415
+    from lastseat.lab.bench_ratios import postgres_ratios  # noqa: PLC0415
+    from lastseat.lab.bench_rows import direct_row, http_row  # noqa: PLC0415
 
-    processes = 4
-    threads = max(1, concurrency // processes)
-    rows: list[BenchRow] = []
-    with ThrowawayPostgres() as server, tempfile.TemporaryDirectory() as scratch:
+    with ThrowawayPostgres() as server:
+        for ceiling in _postgres_ceilings(plan, server.create_database("bench_ceilings")):
+            report.ceilings.append(ceiling)
+            say(_ceiling_line(ceiling))
         number = 0
-        for scenario in scenarios:
-            for strategy in strategies:
-                ceiling = 0.0
-                for servers in (0, *server_counts):
+        for scenario in plan.scenarios:
+            for strategy in plan.strategies:
+                for servers in (0, *plan.server_counts):
                     number += 1
-                    config = RaceConfig(scenario, processes, threads, 0.0, 1, "FULL", servers)
                     db = server.create_database(f"bench_{number}")
-                    result = run_race(config, strategy, db, Path(scratch) / f"{number}.jsonl")
-                    ceiling = ceiling or result.purchases_per_s
-                    row = _row(result, servers, ceiling)
-                    rows.append(row)
-                    on_row(row)
-    return rows
+                    history = scratch / f"{number}.jsonl"
+                    row = (
+                        http_row(scenario, strategy, db, history, plan.concurrency, servers)
+                        if servers
+                        else direct_row(scenario, strategy, db, history, plan.concurrency, "FULL")
+                    )
+                    report.rows.append(row)
+                    say(_row_line(row))
+    report.ratios = postgres_ratios(report.ceilings, report.rows, plan.concurrency)
 
 
-def _row(result: RaceResult, servers: int, ceiling: float) -> BenchRow:
-    return BenchRow(
-        scenario=result.scenario,
-        strategy=result.strategy,
-        mode=f"http x{servers}" if servers else "direct",
-        purchases_per_s=result.purchases_per_s,
-        p50_ms=result.p50_ms,
-        p99_ms=result.p99_ms,
-        conflicts=result.conflicts,
-        retries=result.retries,
-        peak_rss_mb=max(result.server_peak_rss_mb, default=0.0),
-        ratio=result.purchases_per_s / ceiling if ceiling else 0.0,
-        verdict_ok=result.verdict_ok,
+def _postgres_ceilings(plan: BenchPlan, dsn: str) -> list[Ceiling]:
+    from lastseat.lab.ceilings import postgres_ceiling, setup_postgres  # noqa: PLC0415
+    from lastseat.lab.http_load import http_ceiling  # noqa: PLC0415
+    from lastseat.lab.servers import server_fleet  # noqa: PLC0415
+
+    seats = max(10_000, int(plan.ceiling_s * SEATS_PER_SECOND))
+    setup_postgres(dsn, seats)
+    found = [
+        postgres_ceiling(dsn, "hot-row", plan.concurrency, plan.ceiling_s),
+        postgres_ceiling(dsn, "hot-row", FEW_CONNECTIONS, plan.ceiling_s),
+        postgres_ceiling(dsn, "skip-locked", plan.concurrency, plan.ceiling_s, seats),
+    ]
+    counts = sorted(set(plan.server_counts))
+    if counts:
+        with server_fleet(max(counts), dsn, "atomic") as fleet:
+            for count in counts:
+                urls = fleet.urls[:count]
+                found.append(
+                    http_ceiling(urls, fleet.token_secret, plan.concurrency, plan.ceiling_s)
+                )
+    return found
+
+
+def _sqlite_bench(
+    plan: BenchPlan, report: BenchReport, scratch: Path, say: Callable[[str], None]
+) -> None:
+    from lastseat.lab.bench_ratios import sqlite_ratios  # noqa: PLC0415
+    from lastseat.lab.bench_rows import direct_row  # noqa: PLC0415
+    from lastseat.lab.ceilings import sqlite_ceiling  # noqa: PLC0415
+
+    ceiling = sqlite_ceiling(scratch / "ceiling.db", plan.ceiling_s, "FULL")
+    report.ceilings.append(ceiling)
+    say(_ceiling_line(ceiling))
+    for number, (scenario, strategy) in enumerate(
+        (s, n) for s in plan.scenarios for n in plan.strategies
+    ):
+        db = str(scratch / f"bench_{number}.db")
+        row = direct_row(
+            scenario, strategy, db, scratch / f"{number}.jsonl", plan.concurrency, "FULL"
+        )
+        report.rows.append(row)
+        say(_row_line(row))
+    report.ratios = sqlite_ratios(report.ceilings, report.rows)
+
+
+def _ceiling_line(ceiling: Ceiling) -> str:
+    where = f"{ceiling.servers} server(s)" if ceiling.servers else f"{ceiling.connections} conns"
+    return f"measured ceiling {ceiling.name} ({where}): {ceiling.per_s:,.0f}/s"
+
+
+def _row_line(row: StrategyRow) -> str:
+    return (
+        f"measured {row.scenario} {row.strategy} {row.mode}: {row.purchases_per_s:,.0f} purchases/s"
     )

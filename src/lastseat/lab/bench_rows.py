@@ -1,0 +1,136 @@
+"""One measured strategy row of `lastseat bench`: direct, or over HTTP through N servers.
+
+- direct: the race lab's own run (lab.runner, in-process buyers in 4 worker processes), so
+  each purchase is the service's transaction driven straight through the driver;
+- HTTP xN: N `lastseat serve` processes over the same kind of fresh database, the buyers are
+  the bench's lean asyncio load generator (lab.http_load), and the race lab's checker judges
+  the recorded history against the final state, as for every race.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from lastseat.bootstrap import open_store
+from lastseat.lab.ceilings import percentile_ms
+from lastseat.lab.checker import check
+from lastseat.lab.history import write_history
+from lastseat.lab.http_load import run_purchases
+from lastseat.lab.lock_servers import lock_services_for
+from lastseat.lab.runner import REJECTIONS, RaceConfig, prepare, run_race
+from lastseat.lab.scenarios import Scenario
+from lastseat.lab.servers import server_fleet, strategy_statistics
+
+DIRECT_PROCESSES = 4
+_BATCH_COUNTERS = ("batches", "batched_claims", "max_batch")
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyRow:
+    """One strategy in one mode: its rate, latency, contention, memory and checker verdict."""
+
+    scenario: str
+    strategy: str
+    mode: str  # direct | http x1 | http x2 | ...
+    servers: int
+    purchases_per_s: float
+    p50_ms: float
+    p99_ms: float
+    attempts: int
+    ok: int
+    errors: int  # answers that were neither a sale nor a definite refusal
+    conflicts: int
+    retries: int  # the strategy's own retries (in the servers over HTTP)
+    client_retries: int  # requests the load generator sent again with their key (503, 409)
+    batches: int  # `batched` only: transactions that carried claims, and the claims in them
+    batched_claims: int
+    max_batch: int
+    peak_rss_mb: float  # the largest server's peak RSS (0: direct)
+    load_cpu_share: float | None  # the HTTP load generator's CPU share (None: direct)
+    verdict_ok: bool
+    violations: dict[str, int]
+
+    @property
+    def mean_batch(self) -> float | None:
+        """Claims per batch, or None when the strategy reported no batches."""
+        return self.batched_claims / self.batches if self.batches else None
+
+
+def direct_row(
+    scenario: Scenario, strategy: str, db: str, history: Path, concurrency: int, sync: str
+) -> StrategyRow:
+    """Buyers in 4 worker processes drive the purchase transaction in-process."""
+    threads = max(1, concurrency // DIRECT_PROCESSES)
+    config = RaceConfig(scenario, DIRECT_PROCESSES, threads, 0.0, 1, sync, 0)
+    result = run_race(config, strategy, db, history)
+    # Batch counters, where the race result carries them (the `batched` strategy's).
+    counters = {name: int(getattr(result, name, 0) or 0) for name in _BATCH_COUNTERS}
+    return StrategyRow(
+        scenario=result.scenario,
+        strategy=strategy,
+        mode="direct",
+        servers=0,
+        purchases_per_s=result.purchases_per_s,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        attempts=result.attempts,
+        ok=result.ok,
+        errors=result.errors,
+        conflicts=result.conflicts,
+        retries=result.retries,
+        client_retries=0,
+        batches=int(counters.get("batches", 0)),
+        batched_claims=int(counters.get("batched_claims", 0)),
+        max_batch=int(counters.get("max_batch", 0)),
+        peak_rss_mb=0.0,
+        load_cpu_share=None,
+        verdict_ok=result.verdict_ok,
+        violations=dict(result.violations),
+    )
+
+
+def http_row(
+    scenario: Scenario, strategy: str, db: str, history: Path, concurrency: int, servers: int
+) -> StrategyRow:
+    """The same buyers over HTTP through `servers` servers, checked like any race."""
+    plans = prepare(RaceConfig(scenario), strategy, db)
+    with (
+        lock_services_for(strategy) as locks,
+        server_fleet(servers, db, strategy, locks=locks) as fleet,
+    ):
+        load = run_purchases(fleet.urls, fleet.token_secret, plans, concurrency)
+        counters = strategy_statistics(fleet.urls)
+        peak_rss = max(fleet.peak_rss_mb(), default=0.0)
+    write_history(history, load.history)
+    store = open_store(db, create=False)
+    try:
+        snapshot = store.snapshot()
+    finally:
+        store.close()
+    verdict = check(load.history, snapshot)
+    outcomes = Counter(op.type for op in load.history)
+    refused = sum(1 for op in load.history if op.type == "fail" and op.error in REJECTIONS)
+    return StrategyRow(
+        scenario=scenario.name,
+        strategy=strategy,
+        mode=f"http x{servers}",
+        servers=servers,
+        purchases_per_s=outcomes["ok"] / load.wall_s,
+        p50_ms=percentile_ms(load.latencies_ns, 50),
+        p99_ms=percentile_ms(load.latencies_ns, 99),
+        attempts=outcomes["invoke"],
+        ok=outcomes["ok"],
+        errors=outcomes["fail"] - refused + outcomes["info"],
+        conflicts=counters.get("conflicts", 0),
+        retries=counters.get("retries", 0),
+        client_retries=load.retries,
+        batches=counters.get("batches", 0),
+        batched_claims=counters.get("batched_claims", 0),
+        max_batch=counters.get("max_batch", 0),
+        peak_rss_mb=peak_rss,
+        load_cpu_share=load.load_cpu_share,
+        verdict_ok=verdict.ok,
+        violations=dict(Counter(v.kind for v in verdict.violations)),
+    )
