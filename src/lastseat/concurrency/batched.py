@@ -30,14 +30,13 @@ are bounded by the store's lock and busy timeouts.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import deque
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, TypeVar, cast, runtime_checkable
 from weakref import WeakKeyDictionary
 
 from lastseat.concurrency.atomic import take_if_free
@@ -52,6 +51,20 @@ from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
 T = TypeVar("T")
 MAX_BATCH = 64
 QUEUE_TIMEOUT_S = 10.0
+
+
+@runtime_checkable
+class StoreLayer(Protocol):
+    """A store wrapper (a use case's per-request store) that can also do its part of a write
+    transaction to one it did not open: `batched` applies each claim's layers in its step."""
+
+    @property
+    def inner(self) -> Store: ...
+
+    def within(self, tx: InventoryTx) -> AbstractContextManager[None]: ...
+
+
+Layer = Callable[[InventoryTx], AbstractContextManager[None]]
 
 
 class _StepTx(InventoryTx, Protocol):
@@ -69,7 +82,7 @@ class _Job:
     hold_id: str
     now: datetime
     finish: Callable[[InventoryTx], object]
-    fence: RequestFence | None
+    layers: list[Layer]  # outermost first
     ready: threading.Event = field(default_factory=threading.Event)
     leads: bool = False
     taken: bool = False
@@ -184,9 +197,20 @@ class BatchedStrategy(StrategyBase):
     ) -> T:
         """Queue the claim for the event's next batch; this buyer's own result or error."""
         self._stats.add(attempts=1)
-        base, fence = unfenced(store)
-        job = _Job(claim, stage, hold_id, now, finish, fence)
+        unwrapped = layers_of(store)
+        if unwrapped is None:  # a wrapper that cannot join a batch: a transaction of its own
+            return cast(T, self._alone(store, _Job(claim, stage, hold_id, now, finish, [])))
+        base, layers = unwrapped
+        job = _Job(claim, stage, hold_id, now, finish, layers)
         return cast(T, self.batcher(base, claim.event_id).submit(job))
+
+    def _alone(self, store: Store, job: _Job) -> object:
+        self._stats.add_batch(1)
+        with store.write(self._stats) as tx:
+            self._step(cast(_StepTx, tx), job)
+            if job.error is not None:
+                raise job.error
+            return job.value
 
     def batcher(self, store: Store, event_id: str) -> Batcher:
         """The queue of claims on `event_id` through `store` (made on first use)."""
@@ -209,7 +233,7 @@ class BatchedStrategy(StrategyBase):
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch was kept
             for job in jobs:
                 if job.error is None:
-                    job.settle(error=copy.copy(exc))
+                    job.settle(error=_copy_of(exc))
 
     def _step(self, tx: _StepTx, job: _Job) -> None:
         try:
@@ -225,16 +249,53 @@ class BatchedStrategy(StrategyBase):
     def _sell(self, tx: InventoryTx, job: _Job, *, release_lapsed: bool) -> object:
         """The claim's fence check, conditional write and finish; lapsed holds are looked
         for only once the inventory was found taken."""
-        if job.fence is not None:
-            tx.check_request_fence(job.fence)
-        if release_lapsed:
-            tx.release_lapsed_holds(job.claim, job.now)
-        if not take_if_free(tx, job.claim, job.hold_id, job.stage):
-            if not release_lapsed:
-                raise _NothingFreeError
-            raise refusal(tx, job.claim)
-        self.pause()
-        return job.finish(tx)
+        with ExitStack() as layers:
+            for layer in reversed(job.layers):  # innermost first, as their own writes would
+                layers.enter_context(layer(tx))
+            if release_lapsed:
+                tx.release_lapsed_holds(job.claim, job.now)
+            if not take_if_free(tx, job.claim, job.hold_id, job.stage):
+                if not release_lapsed:
+                    raise _NothingFreeError
+                raise refusal(tx, job.claim)
+            self.pause()
+            return job.finish(tx)
+
+
+def _copy_of(exc: Exception) -> Exception:
+    """The same error for one more caller (each raises its own object), caused by `exc`."""
+    clone = Exception.__new__(type(exc), *exc.args)  # its __init__ may want other arguments
+    clone.__dict__.update(exc.__dict__)
+    clone.__cause__ = exc
+    return clone
+
+
+def layers_of(store: Store) -> tuple[Store, list[Layer]] | None:
+    """The store under a claim's wrappers, and what each wrapper does to a transaction
+    (outermost first); None if a wrapper cannot do its part to a transaction it did not open
+    (it has an `inner` store but no `within`)."""
+    layers: list[Layer] = []
+    while True:
+        inner, fence = unfenced(store)
+        if fence is not None:
+            layers.append(_fence_check(fence))
+        elif isinstance(store, StoreLayer):
+            layers.append(store.within)
+            inner = store.inner
+        elif hasattr(store, "inner"):
+            return None
+        else:
+            return store, layers
+        store = inner
+
+
+def _fence_check(fence: RequestFence) -> Layer:
+    @contextmanager
+    def check(tx: InventoryTx) -> Iterator[None]:
+        tx.check_request_fence(fence)
+        yield
+
+    return check
 
 
 def lock_in_order(tx: InventoryTx, claims: list[Claim]) -> None:
