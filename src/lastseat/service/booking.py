@@ -31,10 +31,10 @@ from lastseat.domain.holds import (
 )
 from lastseat.domain.inventory import check_id
 from lastseat.domain.ledger import (
-    AccountKind,
     Transfer,
     TransferKind,
     revenue_account,
+    short_of,
     wallet_account,
 )
 from lastseat.domain.money import Money
@@ -42,7 +42,8 @@ from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket, new_id, new_ticket_code
 from lastseat.service.fenced import fenced
 from lastseat.service.idempotency import RequestFence
-from lastseat.service.ports import Availability, ClaimStrategy, InventoryTx, Stage, Store
+from lastseat.service.ports import Availability, ClaimStrategy, InventoryTx, Sale, Stage, Store
+from lastseat.service.pricing import Prices
 
 T = TypeVar("T")
 
@@ -84,13 +85,14 @@ class BookingService:
         if resumed(fence) and (done := self.existing_purchase(buyer_id, order_id)):
             return done
 
+        priced = Prices(claim) if isinstance(claim, Claim) else None
+
         def finish(tx: InventoryTx, claimed: Claim) -> Purchase:
             hold = Hold(hold_id, buyer_id, claimed, HoldStatus.CONVERTED, now, now)
-            tx.insert_hold(hold)
-            order = now_order(hold, tx.price_of(claimed), now, order_id)
-            return _charge_and_confirm(tx, hold, order)
+            price = priced.price(tx) if priced is not None else tx.price_of(claimed)
+            return _charge_and_confirm(tx, hold, now_order(hold, price, now, order_id), new=True)
 
-        return self.claim_with(claim, Stage.SOLD, hold_id, now, finish, fence)
+        return self.claim_with(claim, Stage.SOLD, hold_id, now, finish, fence, priced)
 
     def existing_purchase(self, buyer_id: str, order_id: str) -> Purchase | None:
         """The buyer's order `order_id` with its tickets, if it exists."""
@@ -132,10 +134,14 @@ class BookingService:
         now: datetime,
         finish: Callable[[InventoryTx, Claim], T],
         fence: RequestFence | None = None,
+        priced: Prices | None = None,
     ) -> T:
         """Run the strategy for any claim; `finish` learns which seats a section claim got.
-        Under a request fence every transaction of the claim checks it first."""
+        Under a request fence every transaction of the claim checks it first; with `priced`
+        (a quick buy of a seat or pool claim) every one then reads the price."""
         store = fenced(self.store, fence)
+        if priced is not None:
+            store = priced.over(store)
         try:
             if isinstance(claim, SectionClaim):
                 return self.strategy.claim_section(store, claim, stage, hold_id, now, finish)
@@ -160,10 +166,10 @@ class BookingService:
                 tx.check_request_fence(fence)
             hold = self._own_hold(tx, buyer_id, hold_id)
             if hold.status is HoldStatus.ACTIVE and not hold.is_lapsed(now):
+                order = now_order(hold, tx.price_of(hold.claim), now, order_id)
                 if not tx.move_hold(hold_id, HoldStatus.ACTIVE, HoldStatus.CONVERTED):
                     raise HoldExpiredError(f"hold {hold_id} expired while being paid")
                 tx.sell_held(hold)
-                order = now_order(hold, tx.price_of(hold.claim), now, order_id)
                 return _charge_and_confirm(tx, hold, order)
             if hold.status is HoldStatus.ACTIVE:
                 tx.expire_hold(hold_id)  # lapsed: expire it (committed), then try to re-claim
@@ -353,32 +359,37 @@ def now_order(hold: Hold, price: Money, now: datetime, order_id: str | None = No
     )
 
 
-def _charge_and_confirm(tx: InventoryTx, hold: Hold, order: Order) -> Purchase:
-    currency = order.amount.currency
-    revenue = revenue_account(currency, order.order_id)
-    tx.ensure_account(revenue, AccountKind.REVENUE, currency)
-    wallet = tx.balance(wallet_account(hold.buyer_id))
-    if wallet is None:
-        raise NotFoundError(f"buyer {hold.buyer_id} has no wallet")
-    if wallet.currency != currency:
-        raise StateConflictError(
-            f"buyer {hold.buyer_id} pays in {wallet.currency}, the event sells in {currency}"
-        )
-    tx.post_transfer(
-        Transfer(
-            new_id("trf"),
-            TransferKind.PURCHASE,
-            wallet_account(hold.buyer_id),
-            revenue,
-            order.amount,
-            order.order_id,
-        )
-    )
+def _charge_and_confirm(
+    tx: InventoryTx, hold: Hold, order: Order, *, new: bool = False
+) -> Purchase:
+    """Debit the wallet, confirm the order, issue the tickets: one batch for the store (and,
+    with `new`, the quick buy's hold with them). Runs right after the claim, so it must not
+    cost round trips: a refused debit is explained only once it has happened."""
     confirmed = order.to(OrderStatus.CONFIRMED)
-    tx.insert_order(confirmed)
     tickets = tuple(tickets_for(confirmed, hold.claim))
-    tx.insert_tickets(tickets)
+    transfer = Transfer(
+        new_id("trf"),
+        TransferKind.PURCHASE,
+        wallet_account(hold.buyer_id),
+        revenue_account(order.amount.currency, order.order_id),
+        order.amount,
+        order.order_id,
+    )
+    if not tx.record_sale(Sale(confirmed, transfer, tickets, hold if new else None)):
+        raise _why_unpaid(tx, hold.buyer_id, order.amount)
     return Purchase(confirmed, tickets)
+
+
+def _why_unpaid(tx: InventoryTx, buyer_id: str, amount: Money) -> Exception:
+    """Why a buyer's wallet refused a debit: no wallet, another currency, or too little."""
+    wallet = tx.balance(wallet_account(buyer_id))
+    if wallet is None:
+        return NotFoundError(f"buyer {buyer_id} has no wallet")
+    if wallet.currency != amount.currency:
+        return StateConflictError(
+            f"buyer {buyer_id} pays in {wallet.currency}, the event sells in {amount.currency}"
+        )
+    return short_of(wallet_account(buyer_id), amount)
 
 
 def tickets_for(order: Order, claim: Claim) -> list[Ticket]:

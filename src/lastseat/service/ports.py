@@ -105,6 +105,21 @@ class Availability:
         return sum(1 for s in self.seats if s.available)
 
 
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """What a sale writes once its inventory is claimed, handed to the store as one batch.
+
+    The claim holds a hot row's lock from its write to COMMIT, so everything the sale adds
+    after it (the hold of a quick buy, the revenue credit, the wallet debit, the transfer and
+    its entries, the order, the tickets) reaches the database in one round trip.
+    """
+
+    order: Order  # confirmed
+    transfer: Transfer  # from the buyer's wallet to the order's revenue account
+    tickets: tuple[Ticket, ...]
+    new_hold: Hold | None = None  # a quick buy's hold, stored with the sale
+
+
 class ReadTx(Protocol):
     """Reads: checks made outside a write transaction (naive, optimistic) and lookups."""
 
@@ -185,6 +200,11 @@ class InventoryTx(ReadTx, IdempotencyRecords, Protocol):
 
     def ensure_account(self, account_id: str, kind: AccountKind, currency: str) -> None: ...
     def post_transfer(self, transfer: Transfer) -> None: ...
+    def record_sale(self, sale: Sale) -> bool:
+        """Write everything a claimed sale adds, in one go; False if the wallet cannot pay
+        (nothing is then to be kept: the caller raises and the transaction rolls back)."""
+        ...
+
     def insert_event(self, event: Event) -> None: ...
 
 

@@ -46,31 +46,47 @@ def load_hold(conn: Conn, hold_id: str) -> Hold | None:
     return Hold(hold_id, buyer_id, claim, status, from_us(created_us), from_us(expires_us), fence)
 
 
+_INSERT_HOLD = (
+    "INSERT INTO holds (hold_id, fence, event_id, buyer_id, status, pool_id, quantity,"
+    " created_at_us, expires_at_us)"
+    " VALUES (%s, nextval('hold_fences'), %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
 def insert_hold(conn: Conn, hold: Hold) -> int:
     """Store a hold and return its fence (from a sequence: it only grows)."""
-    claim = hold.claim
-    row = conn.execute(
-        "INSERT INTO holds (hold_id, fence, event_id, buyer_id, status, pool_id, quantity,"
-        " created_at_us, expires_at_us)"
-        " VALUES (%s, nextval('hold_fences'), %s, %s, %s, %s, %s, %s, %s) RETURNING fence",
-        (
-            hold.hold_id,
-            claim.event_id,
-            hold.buyer_id,
-            hold.status.value,
-            claim.pool_id if isinstance(claim, PoolClaim) else None,
-            claim.quantity,
-            to_us(hold.created_at),
-            to_us(hold.expires_at),
-        ),
-    ).fetchone()
+    row = conn.execute(_INSERT_HOLD + " RETURNING fence", _hold_row(hold)).fetchone()
     assert row is not None  # RETURNING of a successful INSERT
-    if isinstance(claim, SeatClaim):
+    _insert_hold_seats(conn, hold)
+    return int(row[0])
+
+
+def send_hold(conn: Conn, hold: Hold) -> None:
+    """Store a hold without waiting for an answer (in a pipeline: no fence comes back)."""
+    conn.execute(_INSERT_HOLD, _hold_row(hold))
+    _insert_hold_seats(conn, hold)
+
+
+def _hold_row(hold: Hold) -> tuple[object, ...]:
+    claim = hold.claim
+    return (
+        hold.hold_id,
+        claim.event_id,
+        hold.buyer_id,
+        hold.status.value,
+        claim.pool_id if isinstance(claim, PoolClaim) else None,
+        claim.quantity,
+        to_us(hold.created_at),
+        to_us(hold.expires_at),
+    )
+
+
+def _insert_hold_seats(conn: Conn, hold: Hold) -> None:
+    if isinstance(hold.claim, SeatClaim):
         conn.execute(
             "INSERT INTO hold_seats (hold_id, seat_id) SELECT %s, unnest(%s::text[])",
-            (hold.hold_id, list(claim.seat_ids)),
+            (hold.hold_id, list(hold.claim.seat_ids)),
         )
-    return int(row[0])
 
 
 def price_of(conn: Conn, claim: Claim) -> Money:

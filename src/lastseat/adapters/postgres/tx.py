@@ -43,7 +43,7 @@ import psycopg
 from lastseat.adapters.hold_records import POOL_COLUMN, HoldRecordsSql
 from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
-from lastseat.adapters.postgres import money, records, sections
+from lastseat.adapters.postgres import money, records, sales, sections
 from lastseat.adapters.postgres.errors import translate, translated
 from lastseat.adapters.postgres.records import Conn
 from lastseat.adapters.sqlite.records import to_us
@@ -61,7 +61,7 @@ from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order
 from lastseat.domain.tickets import Ticket
-from lastseat.service.ports import Availability, PoolState, SeatState, Stage
+from lastseat.service.ports import Availability, PoolState, Sale, SeatState, Stage
 from lastseat.service.statistics import StrategyStatistics
 
 # The seats named by %(ids)s, locked in the global order (rule 2 above).
@@ -337,6 +337,10 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
     def post_transfer(self, transfer: Transfer) -> None:
         """Debit, credit and record a transfer; never leaves a balance negative."""
         money.post_transfer(self._conn, transfer)
+
+    def record_sale(self, sale: Sale) -> bool:
+        """Everything a claimed sale adds, in one round trip; False if the wallet cannot pay."""
+        return sales.record_sale(self._conn, sale)
 
     # -- events ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from lastseat.adapters.hold_records import POOL_COLUMN, HoldRecordsSql
 from lastseat.adapters.idempotency_records import IdempotencyRecordsSql
 from lastseat.adapters.payment_records import PaymentRecords
-from lastseat.adapters.sqlite import records
+from lastseat.adapters.sqlite import records, sales
 from lastseat.adapters.sqlite.errors import translate, translated
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import (
@@ -35,7 +35,7 @@ from lastseat.domain.ledger import AccountKind, Transfer, missing_account, short
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order
 from lastseat.domain.tickets import Ticket
-from lastseat.service.ports import Availability, PoolState, SeatState, Stage
+from lastseat.service.ports import Availability, PoolState, Sale, SeatState, Stage
 
 
 def marks(count: int) -> str:
@@ -339,6 +339,12 @@ class SqliteTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         if credited != 1:
             raise missing_account(transfer.destination, currency)
         records.insert_transfer(self._conn, transfer)
+
+    def record_sale(self, sale: Sale) -> bool:
+        """Everything a claimed sale adds; False if the wallet cannot pay."""
+        if sale.new_hold is not None:
+            self.insert_hold(sale.new_hold)
+        return sales.record_sale(self._conn, sale)
 
     # -- events ---------------------------------------------------------------------------
 
