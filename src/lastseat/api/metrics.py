@@ -12,7 +12,7 @@ import os
 import threading
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,6 +88,14 @@ class Metrics:
             )
             for field, (name, _) in _STRATEGY_COUNTERS.items()
         }
+        # batched_claims / batches is the mean batch; the largest is a gauge (max over workers).
+        self.max_batch = Gauge(
+            "lastseat_strategy_max_batch",
+            "Claims in the largest batch (batched)",
+            ["strategy"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
         self._payments = {
             field: Counter(f"lastseat_payments_{field}", text, ["provider"], registry=self.registry)
             for field, text in _PAYMENT_COUNTERS.items()
@@ -122,6 +130,8 @@ class Metrics:
                 grown = now.get(field, 0) - self._seen.get(field, 0)
                 if grown > 0:
                     self._strategy[field].labels(self.strategy).inc(grown * scale)
+            if now.get("max_batch", 0) > self._seen.get("max_batch", 0):
+                self.max_batch.labels(self.strategy).set(now["max_batch"])
             self._seen = now
 
     def sync_payments(self, provider: str, counts: dict[str, int]) -> None:

@@ -107,6 +107,11 @@ EXTRA = (
     Result("conflicts", lambda r: _count(r.conflicts)),
     Result("lock wait ms", lambda r: _ms(r.lock_wait_ms)),
     Result("lock held ms", lambda r: _ms(r.lock_held_ms)),
+    Result(
+        "batch mean / max",
+        lambda r: f"{r.mean_batch:,.1f} / {r.max_batch:,}" if r.batches else "",
+        shown=lambda rs: any(r.batches for r in rs),
+    ),
     Result("ok /s", lambda r: _rate(r.ok, r.elapsed_s)),
     Result("elapsed s", lambda r: f"{r.elapsed_s:,.2f}"),
     Result("ops by action", _operations_text, "left", shown=_has_operations),

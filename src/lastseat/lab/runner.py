@@ -114,6 +114,9 @@ class RaceResult:
     operations: dict[str, int] = field(default_factory=dict)  # completed requests by action
     faults: dict[str, float] = field(default_factory=dict)  # server faults injected, by kind
     rules: dict[str, int] = field(default_factory=dict)  # every checker rule: its findings
+    batches: int = 0  # `batched`: transactions its claims were coalesced into
+    mean_batch: float = 0.0
+    max_batch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +394,9 @@ def _summarize(
         rules={kind: found.get(kind, 0) for kind in (*KINDS, *MIXED_KINDS)},
         db_path=str(db_path),
         history_path=str(history_path),
+        batches=counters.batches,
+        mean_batch=counters.mean_batch,
+        max_batch=counters.max_batch,
     )
 
 

@@ -191,7 +191,8 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def strategy_statistics(urls: tuple[str, ...]) -> dict[str, int]:
-    """The strategy counters of every server, summed, read from their /metrics."""
+    """The strategy counters of every server, summed (the largest batch: the largest), read
+    from their /metrics."""
     totals: dict[str, float] = {}
     for url in urls:
         text = httpx.get(f"{url}/metrics", timeout=10.0).text
@@ -202,6 +203,8 @@ def strategy_statistics(urls: tuple[str, ...]) -> dict[str, int]:
             for sample in family.samples:
                 if sample.name.endswith("_total"):
                     totals[name] = totals.get(name, 0.0) + sample.value
+                elif name == "max_batch":  # a gauge: the largest of any server
+                    totals[name] = max(totals.get(name, 0.0), sample.value)
     scale = {"lock_wait_seconds": ("lock_wait_ns", 1e9), "lock_held_seconds": ("lock_held_ns", 1e9)}
     result: dict[str, int] = {}
     for name, value in totals.items():
