@@ -62,6 +62,10 @@ class _PricedStore:
     def read(self) -> AbstractContextManager[ReadTx]:
         return self.inner.read()
 
+    def within(self, tx: InventoryTx) -> AbstractContextManager[None]:
+        """Do this wrapper's part in a transaction it did not open (a `batched` step)."""
+        return self.prices.reading(tx)
+
     @contextmanager
     def write(
         self,
