@@ -43,6 +43,11 @@ class _Protocol(asyncio.Protocol):
         self._retry_after: str | None = None
         self._header = b""
 
+    @property
+    def open(self) -> bool:
+        """True while requests can be sent (an answer with `Connection: close` closes it)."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
@@ -134,7 +139,7 @@ class WireConnection:
 
     async def _connected(self) -> _Protocol:
         protocol = self._protocol
-        if protocol is not None and not protocol.closed and protocol.transport is not None:
+        if protocol is not None and protocol.open:
             return protocol
         loop = asyncio.get_running_loop()
         try:
