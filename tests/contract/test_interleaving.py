@@ -7,8 +7,8 @@ the interleaving of the article whenever the strategy lets both buyers get that 
     A: check -> free    B: check -> free    (barrier)    A: write    B: write
 
 `naive` reaches the barrier twice and sells the seat twice. `optimistic` reaches it twice too,
-but its version check turns the second write into a retry that finds the seat sold. `atomic`
-and `row-lock` never let the second buyer reach its check while the first holds the lock, so
+but its version check turns the second write into a retry that finds the seat sold. `atomic`,
+`row-lock` and `batched` (two stores: two batches) never let the second buyer reach its check while the first holds the lock, so
 the barrier is broken (after a timeout the waiting buyer goes on alone) and the seat sells once.
 """
 
@@ -141,7 +141,7 @@ def test_optimistic_passes_both_checks_but_only_one_version_checked_write(
     assert sum(b.booking.strategy.statistics().conflicts for b in buyers) == 1
 
 
-@pytest.mark.parametrize("strategy", ["atomic", "row-lock"])
+@pytest.mark.parametrize("strategy", ["atomic", "row-lock", "batched"])
 @pytest.mark.parametrize(
     "claim", [SeatClaim("ev", (SEAT,)), PoolClaim("ev", POOL, 1)], ids=["seat", "pool"]
 )

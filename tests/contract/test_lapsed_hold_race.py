@@ -56,7 +56,7 @@ CAPACITY = 10
 UNSEEN_WAIT_S = 1.0
 WAIT_LIMIT_S = 60.0
 # Strategies whose first buyer holds a PostgreSQL lock at its pause, so B visibly waits.
-PG_LOCK_AT_PAUSE = {"atomic", "row-lock", "row-lock-skip-locked", "pg-advisory"}
+PG_LOCK_AT_PAUSE = {"atomic", "row-lock", "row-lock-skip-locked", "pg-advisory", "batched"}
 
 
 @dataclass
