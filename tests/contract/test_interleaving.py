@@ -8,8 +8,9 @@ the interleaving of the article whenever the strategy lets both buyers get that 
 
 `naive` reaches the barrier twice and sells the seat twice. `optimistic` reaches it twice too,
 but its version check turns the second write into a retry that finds the seat sold. `atomic`,
-`row-lock` and `batched` (two stores: two batches) never let the second buyer reach its check while the first holds the lock, so
-the barrier is broken (after a timeout the waiting buyer goes on alone) and the seat sells once.
+`row-lock` and `batched` (two stores: two batches) never let the second buyer reach its check
+while the first holds the lock, so the barrier is broken (after a timeout the waiting buyer
+goes on alone) and the seat sells once.
 """
 
 from __future__ import annotations
