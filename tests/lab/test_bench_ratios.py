@@ -16,7 +16,7 @@ def ceiling(name: str, per_s: float, connections: int = 64, servers: int = 0) ->
 def row(scenario: str, strategy: str, mode: str, per_s: float, rss: float = 0.0) -> StrategyRow:
     servers = int(mode.removeprefix("http x")) if mode != "direct" else 0
     return StrategyRow(
-        scenario, strategy, mode, servers, per_s, 1.0, 2.0, 10, 10, 0, 0, 0, 0, 0, 0, 0,
+        scenario, strategy, mode, servers, per_s, 1.0, 2.0, 10, 10, 0, 0, 0, 0, 0, 0, 0, 0,
         rss, None if mode == "direct" else 0.05, True, {},
     )  # fmt: skip
 

@@ -214,12 +214,18 @@ def _row_cells(r: StrategyRow, direct_per_s: float) -> tuple[str, ...]:
         str(r.conflicts),
         str(r.retries),
         str(r.client_retries) if r.servers else "-",
-        "-" if mean is None else f"{mean:.1f}/{r.max_batch}",
+        _batch_cell(mean, r.max_batch),
         f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "-",
         "-" if r.load_cpu_share is None else f"{r.load_cpu_share:.0%}",
         f"{r.purchases_per_s / direct_per_s:.2f}" if direct_per_s and r.servers else "-",
         "OK" if r.verdict_ok else "VIOLATED",
     )
+
+
+def _batch_cell(mean: float | None, largest: int) -> str:
+    if mean is not None:
+        return f"{mean:.1f}/{largest}"
+    return f"-/{largest}" if largest else "-"
 
 
 def _direct_rate(rows: list[StrategyRow], row: StrategyRow) -> float:

@@ -24,7 +24,7 @@ from lastseat.lab.scenarios import Scenario
 from lastseat.lab.servers import server_fleet, strategy_statistics
 
 DIRECT_PROCESSES = 4
-_BATCH_COUNTERS = ("batches", "batched_claims", "max_batch")
+_REFUSED = REJECTIONS | {"busy"}  # definite refusals, 503 overloaded among them
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,7 @@ class StrategyRow:
     conflicts: int
     retries: int  # the strategy's own retries (in the servers over HTTP)
     client_retries: int  # requests the load generator sent again with their key (503, 409)
+    overloaded: int  # claims the servers refused 503 overloaded (contention control)
     batches: int  # `batched` only: transactions that carried claims, and the claims in them
     batched_claims: int
     max_batch: int
@@ -65,8 +66,6 @@ def direct_row(
     threads = max(1, concurrency // DIRECT_PROCESSES)
     config = RaceConfig(scenario, DIRECT_PROCESSES, threads, 0.0, 1, sync, 0)
     result = run_race(config, strategy, db, history)
-    # Batch counters, where the race result carries them (the `batched` strategy's).
-    counters = {name: int(getattr(result, name, 0) or 0) for name in _BATCH_COUNTERS}
     return StrategyRow(
         scenario=result.scenario,
         strategy=strategy,
@@ -81,9 +80,10 @@ def direct_row(
         conflicts=result.conflicts,
         retries=result.retries,
         client_retries=0,
-        batches=int(counters.get("batches", 0)),
-        batched_claims=int(counters.get("batched_claims", 0)),
-        max_batch=int(counters.get("max_batch", 0)),
+        overloaded=0,
+        batches=result.batches,
+        batched_claims=round(result.mean_batch * result.batches),
+        max_batch=result.max_batch,
         peak_rss_mb=0.0,
         load_cpu_share=None,
         verdict_ok=result.verdict_ok,
@@ -111,7 +111,7 @@ def http_row(
         store.close()
     verdict = check(load.history, snapshot)
     outcomes = Counter(op.type for op in load.history)
-    refused = sum(1 for op in load.history if op.type == "fail" and op.error in REJECTIONS)
+    refused = sum(1 for op in load.history if op.type == "fail" and op.error in _REFUSED)
     return StrategyRow(
         scenario=scenario.name,
         strategy=strategy,
@@ -126,6 +126,7 @@ def http_row(
         conflicts=counters.get("conflicts", 0),
         retries=counters.get("retries", 0),
         client_retries=load.retries,
+        overloaded=counters.get("overloaded", 0),
         batches=counters.get("batches", 0),
         batched_claims=counters.get("batched_claims", 0),
         max_batch=counters.get("max_batch", 0),
