@@ -18,10 +18,12 @@ its savepoint and only its own caller gets the error: one buyer's empty wallet, 
 taken group seat does not fail the others, and a group stays all or nothing. If BEGIN or
 COMMIT fails, nobody in the batch succeeded: every caller gets the store's error.
 
-Two batches on PostgreSQL (two servers) lock rows across several claims, so a batch with
-claims on more than one resource first locks all its seats, then its pools, in id order
-(DESIGN.md §4): without it, batch 1 holding seat 3 and wanting seat 7 while batch 2 holds 7
-and wants 3 would deadlock.
+Batches of one event on several servers take turns: a batch first takes a transaction-scoped
+lock on its event (`advisory_lock`; SQLite's write lock already is one). Without it two
+batches can deadlock on rows of which a single sale locks only one, like revenue shards::
+
+    batch 1: claim a credits revenue 3 ... claim b credits revenue 7 (waits)
+    batch 2: claim c credits revenue 7 ... claim d credits revenue 3 (waits)   -> 40P01
 
 A queued claim not taken into a batch within `queue_timeout_s` leaves the queue with
 StoreBusyError (retryable, nothing done); one taken waits for its batch, whose statements
@@ -43,7 +45,7 @@ from lastseat.concurrency.atomic import take_if_free
 from lastseat.concurrency.base import StrategyBase, refusal
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.errors import StoreBusyError, StoreError
-from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
+from lastseat.domain.holds import Claim
 from lastseat.service.fenced import unfenced
 from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
@@ -218,16 +220,18 @@ class BatchedStrategy(StrategyBase):
             per_event = self._batchers.setdefault(store, {})
             if event_id not in per_event:
                 per_event[event_id] = Batcher(
-                    lambda jobs: self._run(store, jobs), self.max_batch, self.queue_timeout_s
+                    lambda jobs: self._run(store, event_id, jobs),
+                    self.max_batch,
+                    self.queue_timeout_s,
                 )
             return per_event[event_id]
 
-    def _run(self, store: Store, jobs: list[_Job]) -> None:
+    def _run(self, store: Store, event_id: str, jobs: list[_Job]) -> None:
         """One transaction for the batch, one savepoint per claim, one COMMIT."""
         self._stats.add_batch(len(jobs))
         try:
             with store.write(self._stats) as tx:
-                lock_in_order(tx, [job.claim for job in jobs])
+                tx.advisory_lock([f"batch:{event_id}"])
                 for job in jobs:
                     self._step(cast(_StepTx, tx), job)
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch was kept
@@ -296,16 +300,3 @@ def _fence_check(fence: RequestFence) -> Layer:
         yield
 
     return check
-
-
-def lock_in_order(tx: InventoryTx, claims: list[Claim]) -> None:
-    """Lock every seat, then every pool, of a batch in id order, if it names more than one
-    resource (one resource is locked by its claim alone, in the same order as anyone's)."""
-    seats = sorted({s for c in claims if isinstance(c, SeatClaim) for s in c.seat_ids})
-    pools = sorted({c.pool_id for c in claims if isinstance(c, PoolClaim)})
-    if len(seats) + len(pools) <= 1 or len(claims) <= 1:
-        return
-    if seats:
-        tx.lock_seats(seats)
-    for pool_id in pools:
-        tx.lock_pool(pool_id)
