@@ -7,7 +7,9 @@ interleavings) what to do::
 
     no record, or a dead attempt's lease ended -> run the route under a RequestFence, keep the
                                                   lease renewed, buffer the answer, then store
-                                                  it (final) or release the key (not final)
+                                                  it (final) or release the key (not final) -
+                                                  unless the route's use case stored it with
+                                                  its own commit (`answer_with`, below)
     same key, still running                    -> 409 request-in-progress + Retry-After
     same key, finished                         -> the stored status, Location, Content-Type
                                                   and body, with Idempotent-Replayed: true
@@ -18,6 +20,12 @@ Requests without usable credentials pass through untouched (the route answers 40
 do reads, which keep streaming. Routes get their request's fence from the `Fence` dependency
 and derive the ids they create from it (`fence.derived_id("ord")`) and pass it to the service
 so its writes check it (`tx.check_request_fence(fence)`).
+
+A route whose answer is a function of its use case's result (a purchase: 201, its Location,
+its body) says so with `answer_with(fence, present)` before calling the use case: the use case
+then stores that answer in its own transaction (no window between the sale and its answer, no
+second commit), the route sends the very bytes stored (`stored_answer`), and the middleware
+stores nothing more. Any other answer (a 4xx, a resumed attempt's) is stored here as before.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -36,6 +44,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,6 +65,7 @@ from lastseat.domain.errors import (
     RequestInProgressError,
 )
 from lastseat.service.idempotency import (
+    AnswerSlot,
     IdempotencyService,
     InProgress,
     Replay,
@@ -88,6 +98,25 @@ async def request_fence(request: Request) -> RequestFence | None:
 
 # What a mutating route declares to get its request's fence: `fence: Fence`.
 Fence = Annotated[RequestFence | None, Depends(request_fence)]
+
+
+def answer_with(
+    fence: RequestFence | None, present: Callable[[Any], StoredResponse | None]
+) -> None:
+    """Let the use case run under `fence` store `present(result)` as the request's answer in
+    its own transaction (see the module note); a no-op outside an Idempotency-Key."""
+    if fence is not None and fence.answer is not None:
+        fence.answer.present = present
+
+
+def stored_answer(
+    fence: RequestFence | None, result: T, present: Callable[[T], StoredResponse]
+) -> Response:
+    """The response to a use case's `result`: the answer stored with it if its transaction
+    stored one, else `present(result)` (which the middleware then stores, if final)."""
+    slot = None if fence is None else fence.answer
+    answer = (slot.committed(result) if slot is not None else None) or present(result)
+    return Response(answer.body, answer.status, dict(answer.headers))
 
 
 def principal_of(settings: Settings, headers: Headers) -> str | None:
@@ -238,7 +267,9 @@ class IdempotencyMiddleware:
         body: bytes,
     ) -> None:
         captured = _Captured()
-        scope[FENCE_SCOPE_KEY] = fence  # in place: the metrics middleware reads what routing adds
+        slot = AnswerSlot()
+        # In place: the metrics middleware reads what routing adds.
+        scope[FENCE_SCOPE_KEY] = replace(fence, answer=slot)
         try:
             replayed = _replaying(body, receive)
             failed = await self._run_leased(scope, replayed, captured, service, fence)
@@ -250,7 +281,9 @@ class IdempotencyMiddleware:
             await _quietly(service.release, fence)
             raise failed
         response = captured.response()
-        if is_final(response):
+        if slot.stored == response:
+            pass  # stored by the route's use case, with its own commit
+        elif is_final(response):
             await _quietly(service.finish, fence, response)
         else:
             await _quietly(service.release, fence)

@@ -24,10 +24,13 @@ from lastseat.domain.holds import (
     SeatClaim,
     SectionClaim,
 )
-from lastseat.domain.orders import Order
+from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket
 from lastseat.service.booking import Purchase
+from lastseat.service.idempotency import StoredResponse
 from lastseat.service.ports import Availability
+
+JSON = "application/json"
 
 
 def claim_of(body: ClaimIn) -> ClaimRequest:
@@ -128,3 +131,19 @@ def purchase_out(purchase: Purchase) -> PurchaseOut:
     return PurchaseOut(
         order=order_out(purchase.order), tickets=[ticket_out(t) for t in purchase.tickets]
     )
+
+
+def purchase_answer(purchase: Purchase) -> StoredResponse:
+    """A purchase as sent: 201 (confirmed) or 202 (payment unknown), its Location, its body,
+    serialized once (the same bytes are stored for replays)."""
+    status = 202 if purchase.order.status is OrderStatus.PENDING_PAYMENT else 201
+    headers = (("Location", f"/orders/{purchase.order.order_id}"), ("Content-Type", JSON))
+    return StoredResponse(status, headers, purchase_out(purchase).model_dump_json().encode())
+
+
+def final_purchase_answer(result: object) -> StoredResponse | None:
+    """The answer to store with a use case's result: a confirmed purchase's; None for
+    anything else (a 202 is not final, and a provider's first step returns an order)."""
+    if not isinstance(result, Purchase) or result.order.status is not OrderStatus.CONFIRMED:
+        return None
+    return purchase_answer(result)

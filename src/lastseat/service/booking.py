@@ -40,7 +40,7 @@ from lastseat.domain.ledger import (
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order, OrderStatus
 from lastseat.domain.tickets import Ticket, new_id, new_ticket_code
-from lastseat.service.fenced import fenced
+from lastseat.service.fenced import answered, fenced
 from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import Availability, ClaimStrategy, InventoryTx, Sale, Stage, Store
 from lastseat.service.pricing import Prices
@@ -140,6 +140,7 @@ class BookingService:
         Under a request fence every transaction of the claim checks it first; with `priced`
         (a quick buy of a seat or pool claim) every one then reads the price."""
         store = fenced(self.store, fence)
+        finish = answered(finish, fence, now)  # the request's answer commits with its result
         if priced is not None:
             store = priced.over(store)
         try:

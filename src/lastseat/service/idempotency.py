@@ -26,15 +26,28 @@ must not run the operation twice:
 
 Answers that are not final (5xx, 202, a transient conflict) are not stored: the record is
 released (its lease ends now), so the next retry takes it over and runs again.
+
+3. A crash between the operation's commit and the storing of its answer::
+
+       A: begin -> attempt 1 -> sells: COMMIT    (SIGKILL)    finish(attempt 1, 201) never runs
+       B: begin (lease over) -> attempt 2 -> must find A's sale, not sell again
+
+   Attempt 2 resumes what attempt 1 committed (the derived ids above), but a request whose
+   use case knows its answer stores it in the operation's own transaction instead: its fence
+   carries an `AnswerSlot`, the use case writes `slot.answer(result)` as the record's final
+   answer just before COMMIT, and the sale and its stored answer commit together or not at
+   all. B then simply replays it, and the request costs one durable commit, not two.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lastseat.domain.clock import Clock, SystemClock
 from lastseat.domain.errors import IdempotencyKeyReusedError
@@ -52,16 +65,60 @@ _BEGIN_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A finished request's answer, replayed byte for byte."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class AnswerSlot:
+    """How a request answers its use case's result, so the use case can store that answer in
+    its own transaction (interleaving 3 of the module note).
+
+    The API sets `present` (result -> the final answer, or None for a result whose answer is
+    not final); the use case calls `answer(result)` inside its transaction and writes what it
+    gets; once the use case has returned, `committed(result)` hands the API that very answer,
+    or None if it was not stored (the transaction that made `result` did not write one).
+    """
+
+    def __init__(self) -> None:
+        self.present: Callable[[Any], StoredResponse | None] | None = None
+        self.stored: StoredResponse | None = None
+        self._written: tuple[object, StoredResponse] | None = None
+        self._lock = threading.Lock()  # the use case may run in another thread (a batch)
+
+    def answer(self, result: object) -> StoredResponse | None:
+        """The final answer to store with `result`, if the request's answer to it is final."""
+        response = None if self.present is None else self.present(result)
+        with self._lock:
+            self._written = None if response is None else (result, response)
+        return response
+
+    def committed(self, result: object) -> StoredResponse | None:
+        """The answer stored with `result` (the use case returned it, so it committed)."""
+        with self._lock:
+            written = self._written
+        if written is None or written[0] is not result:
+            return None
+        self.stored = written[1]
+        return self.stored
+
+
+@dataclass(frozen=True, slots=True)
 class RequestFence:
     """The idempotency record a request runs under, and which attempt at it this is.
 
     Ids the request creates are derived from `record_id`, so a retry that takes over the key
     (attempt + 1) finds and resumes what an earlier attempt started instead of starting over.
     Writes check `attempt` in their transaction, so a dead attempt's late writes are refused.
+    `answer`, if set, lets the use case store the request's answer in its own transaction.
     """
 
     record_id: str
     attempt: int
+    answer: AnswerSlot | None = field(default=None, compare=False, repr=False)
 
     def derived_id(self, prefix: str) -> str:
         """A stable id for something this request creates, e.g. `derived_id("ord")`."""
@@ -76,15 +133,6 @@ class RequestKey:
     method: str
     path: str
     key: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredResponse:
-    """A finished request's answer, replayed byte for byte."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,19 +59,19 @@ def release_hold(
 @router.post(
     "/holds/{hold_id}/order",
     status_code=201,
+    response_model=PurchaseOut,
     responses={**CREATED_ORDER, **problem_responses(401, 402, 404, 409, 410, 422, 503)},
 )
 def pay_hold(
     hold_id: IdPath,
     buyer_id: BuyerId,
-    response: Response,
     services: ServicesDep,
     cache: CacheDep,
     metrics: MetricsDep,
     fence: Fence,
-) -> PurchaseOut:
+) -> Response:
     """Pay for a hold; a lapsed hold is re-claimed if still free, else 410. 202 while the
     payment's outcome is not known yet (poll the order at `Location`)."""
     purchase = services.checkout.pay_hold(buyer_id, hold_id, fence)
     cache.forget(purchase.order.event_id)
-    return answer_purchase(purchase, response, metrics)
+    return answer_purchase(purchase, fence, metrics)

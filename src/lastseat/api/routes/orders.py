@@ -9,13 +9,20 @@ from fastapi import APIRouter, Depends, Response
 from lastseat.api.auth import BuyerId
 from lastseat.api.body import require_json
 from lastseat.api.deps import CacheDep, MetricsDep, ServicesDep
-from lastseat.api.idempotency import Fence
+from lastseat.api.idempotency import Fence, answer_with, stored_answer
 from lastseat.api.metrics import Metrics
-from lastseat.api.present import claim_of, purchase_out, ticket_out
+from lastseat.api.present import (
+    claim_of,
+    final_purchase_answer,
+    purchase_answer,
+    purchase_out,
+    ticket_out,
+)
 from lastseat.api.problems import problem_responses
 from lastseat.api.schemas import ClaimIn, IdPath, OrdersOut, PurchaseOut, TicketsOut
 from lastseat.domain.orders import OrderStatus
 from lastseat.service.booking import Purchase
+from lastseat.service.idempotency import RequestFence
 
 router = APIRouter(tags=["orders"])
 _LOCATION = {"Location": {"description": "The order's URL", "schema": {"type": "string"}}}
@@ -30,40 +37,39 @@ CREATED_ORDER: dict[int | str, dict[str, Any]] = {
 }
 
 
-def answer_purchase(purchase: Purchase, response: Response, metrics: Metrics) -> PurchaseOut:
-    """201 for a confirmed order, 202 for one whose payment is still unknown; Location."""
-    response.headers["Location"] = f"/orders/{purchase.order.order_id}"
-    if purchase.order.status is OrderStatus.PENDING_PAYMENT:
-        response.status_code = 202
-    else:
+def answer_purchase(purchase: Purchase, fence: RequestFence | None, metrics: Metrics) -> Response:
+    """201 for a confirmed order, 202 for one whose payment is still unknown; Location. The
+    bytes are the ones stored with the purchase, if its transaction stored them."""
+    if purchase.order.status is not OrderStatus.PENDING_PAYMENT:
         metrics.purchased()
-    return purchase_out(purchase)
+    return stored_answer(fence, purchase, purchase_answer)
 
 
 @router.post(
     "/purchases",
     status_code=201,
+    response_model=PurchaseOut,
     dependencies=[Depends(require_json)],
     responses={**CREATED_ORDER, **problem_responses(400, 401, 402, 404, 409, 413, 415, 422, 503)},
 )
 def quick_buy(
     body: ClaimIn,
     buyer_id: BuyerId,
-    response: Response,
     services: ServicesDep,
     cache: CacheDep,
     metrics: MetricsDep,
     fence: Fence,
-) -> PurchaseOut:
+) -> Response:
     """Claim, pay and confirm in one step, all or nothing; 202 while the payment's outcome
     is not known yet (poll the order at `Location`)."""
     claim = claim_of(body)
+    answer_with(fence, final_purchase_answer)
     try:
         purchase = services.checkout.quick_buy(buyer_id, claim, fence)
     finally:
         # Sold, or refused because the cached picture was stale: either way it is out of date.
         cache.forget(body.event_id)
-    return answer_purchase(purchase, response, metrics)
+    return answer_purchase(purchase, fence, metrics)
 
 
 @router.get("/orders", responses=problem_responses(401, 503))
