@@ -7,6 +7,9 @@ shows was done, and that the load generator's CPU share is computed from what it
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -21,6 +24,7 @@ from lastseat.lab.ceilings import (
     setup_postgres,
     sqlite_ceiling,
 )
+from lastseat.lab.cpu import ProcessCpu, process_cpu_s
 from lastseat.lab.loadprocs import Measured, cores, summarize
 
 
@@ -70,8 +74,8 @@ def test_the_sqlite_ceiling_counts_each_committed_update(tmp_path: Path) -> None
 
 def test_the_load_cpu_share_is_process_cpu_over_wall_time_and_cores() -> None:
     measured = [
-        Measured("a", started_ns=0, finished_ns=2_000_000_000, cpu_s=1.0),
-        Measured("b", started_ns=1_000_000_000, finished_ns=3_000_000_000, cpu_s=0.5),
+        Measured("a", 0, 2_000_000_000, cpu_s=1.0, ticks_at_start=(100, 400), ticks_at_end=(1, 1)),
+        Measured("b", 1_000_000_000, 3_000_000_000, 0.5, (900, 900), ticks_at_end=(250, 700)),
     ]
 
     run = summarize(measured)
@@ -80,3 +84,20 @@ def test_the_load_cpu_share_is_process_cpu_over_wall_time_and_cores() -> None:
     assert run.wall_s == pytest.approx(3.0)
     assert run.cpu_s == pytest.approx(1.5)
     assert run.cpu_share == pytest.approx(1.5 / (3.0 * cores()))
+    # The machine's busy ticks from the first start (a) to the last finish (b): 150 of 300.
+    assert run.machine_share == pytest.approx(0.5)
+
+
+def test_a_server_s_cpu_share_counts_its_cpu_time_over_the_window() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        watched = ProcessCpu([child.pid])
+        while process_cpu_s(child.pid) < 0.3:  # polled until it has burnt some CPU
+            time.sleep(0.01)
+        share = watched.share(wall_s=1.0)
+    finally:
+        child.kill()
+        child.wait()
+
+    assert share > 0
+    assert process_cpu_s(child.pid) == 0.0  # gone: nothing to count

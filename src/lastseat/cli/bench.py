@@ -149,7 +149,7 @@ def print_report(report: BenchReport, console: Console) -> None:
 
     kind = "PostgreSQL, durable commits" if report.db == "postgres" else "SQLite, synchronous=FULL"
     ceilings = Table(title=f"ceilings (throwaway {kind})", title_justify="left")
-    for header in ("ceiling", "connections", "servers", "per s", "p50 ms", "p99 ms", "load CPU"):
+    for header in _CEILING_HEADERS:
         ceilings.add_column(header, justify="left" if header == "ceiling" else "right")
     for c in report.ceilings:
         ceilings.add_row(*_ceiling_cells(c))
@@ -172,6 +172,17 @@ def print_report(report: BenchReport, console: Console) -> None:
     console.print(ratios)
 
 
+_CEILING_HEADERS = (
+    "ceiling",
+    "connections",
+    "servers",
+    "per s",
+    "p50 ms",
+    "p99 ms",
+    "load CPU",
+    "server CPU",
+    "machine CPU",
+)
 _ROW_HEADERS = (
     "scenario",
     "strategy",
@@ -185,6 +196,8 @@ _ROW_HEADERS = (
     "batch mean/max",
     "peak RSS MB/server",
     "load CPU",
+    "server CPU",
+    "machine CPU",
     "÷ direct",
     "checker",
 )
@@ -199,6 +212,8 @@ def _ceiling_cells(c: Ceiling) -> tuple[str, ...]:
         f"{c.p50_ms:.1f}",
         f"{c.p99_ms:.1f}",
         f"{c.load_cpu_share:.0%}",
+        _share(c.server_cpu_share),
+        _share(c.machine_cpu_share),
     )
 
 
@@ -216,10 +231,16 @@ def _row_cells(r: StrategyRow, direct_per_s: float) -> tuple[str, ...]:
         str(r.client_retries) if r.servers else "-",
         _batch_cell(mean, r.max_batch),
         f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "-",
-        "-" if r.load_cpu_share is None else f"{r.load_cpu_share:.0%}",
+        _share(r.load_cpu_share),
+        _share(r.server_cpu_share),
+        _share(r.machine_cpu_share),
         f"{r.purchases_per_s / direct_per_s:.2f}" if direct_per_s and r.servers else "-",
         "OK" if r.verdict_ok else "VIOLATED",
     )
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _batch_cell(mean: float | None, largest: int) -> str:

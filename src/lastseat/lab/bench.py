@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,6 +122,7 @@ def _postgres_bench(
 
 def _postgres_ceilings(plan: BenchPlan, dsn: str) -> list[Ceiling]:
     from lastseat.lab.ceilings import postgres_ceiling, setup_postgres  # noqa: PLC0415
+    from lastseat.lab.cpu import ProcessCpu  # noqa: PLC0415
     from lastseat.lab.http_load import http_ceiling  # noqa: PLC0415
     from lastseat.lab.servers import server_fleet  # noqa: PLC0415
 
@@ -136,10 +137,11 @@ def _postgres_ceilings(plan: BenchPlan, dsn: str) -> list[Ceiling]:
     if counts:
         with server_fleet(max(counts), dsn, "atomic") as fleet:
             for count in counts:
-                urls = fleet.urls[:count]
-                found.append(
-                    http_ceiling(urls, fleet.token_secret, plan.concurrency, plan.ceiling_s)
+                servers = ProcessCpu(fleet.pids[:count])
+                ceiling = http_ceiling(
+                    fleet.urls[:count], fleet.token_secret, plan.concurrency, plan.ceiling_s
                 )
+                found.append(replace(ceiling, server_cpu_share=servers.share(ceiling.wall_s)))
     return found
 
 

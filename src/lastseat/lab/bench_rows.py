@@ -16,8 +16,10 @@ from pathlib import Path
 from lastseat.bootstrap import open_store
 from lastseat.lab.ceilings import percentile_ms
 from lastseat.lab.checker import check
+from lastseat.lab.cpu import ProcessCpu
 from lastseat.lab.history import write_history
 from lastseat.lab.http_load import run_purchases
+from lastseat.lab.loadprocs import machine_ticks
 from lastseat.lab.lock_servers import lock_services_for
 from lastseat.lab.runner import REJECTIONS, RaceConfig, prepare, run_race
 from lastseat.lab.scenarios import Scenario
@@ -52,6 +54,8 @@ class StrategyRow:
     load_cpu_share: float | None  # the HTTP load generator's CPU share (None: direct)
     verdict_ok: bool
     violations: dict[str, int]
+    server_cpu_share: float | None = None  # the app servers' CPU share (None: direct)
+    machine_cpu_share: float | None = None  # every core's busy share, whoever used it
 
     @property
     def mean_batch(self) -> float | None:
@@ -65,7 +69,8 @@ def direct_row(
     """Buyers in 4 worker processes drive the purchase transaction in-process."""
     threads = max(1, concurrency // DIRECT_PROCESSES)
     config = RaceConfig(scenario, DIRECT_PROCESSES, threads, 0.0, 1, sync, 0)
-    result = run_race(config, strategy, db, history)
+    window = _Window(scenario.buyers)
+    result = run_race(config, strategy, db, history, on_progress=window)
     return StrategyRow(
         scenario=result.scenario,
         strategy=strategy,
@@ -88,6 +93,7 @@ def direct_row(
         load_cpu_share=None,
         verdict_ok=result.verdict_ok,
         violations=dict(result.violations),
+        machine_cpu_share=window.machine_share(),
     )
 
 
@@ -100,7 +106,9 @@ def http_row(
         lock_services_for(strategy) as locks,
         server_fleet(servers, db, strategy, locks=locks) as fleet,
     ):
+        server_cpu = ProcessCpu(fleet.pids)
         load = run_purchases(fleet.urls, fleet.token_secret, plans, concurrency)
+        server_share = server_cpu.share(load.wall_s)
         counters = strategy_statistics(fleet.urls)
         peak_rss = max(fleet.peak_rss_mb(), default=0.0)
     write_history(history, load.history)
@@ -134,4 +142,28 @@ def http_row(
         load_cpu_share=load.load_cpu_share,
         verdict_ok=verdict.ok,
         violations=dict(Counter(v.kind for v in verdict.violations)),
+        server_cpu_share=server_share,
+        machine_cpu_share=load.machine_cpu_share,
     )
+
+
+class _Window:
+    """The machine's CPU ticks from the first answered buyer to the last (a race's progress
+    callback), so the busy share leaves out process start-up and the checker."""
+
+    def __init__(self, buyers: int) -> None:
+        self.buyers = buyers
+        self.first: tuple[int, int] | None = None
+        self.last: tuple[int, int] | None = None
+
+    def __call__(self, done: int) -> None:
+        if done and self.first is None:
+            self.first = machine_ticks()
+        if done >= self.buyers and self.last is None:
+            self.last = machine_ticks()
+
+    def machine_share(self) -> float | None:
+        """Busy ticks over all ticks in the window (None if it was too short to see)."""
+        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
+            return None
+        return (self.last[0] - self.first[0]) / (self.last[1] - self.first[1])

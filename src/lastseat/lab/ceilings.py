@@ -51,6 +51,8 @@ class Ceiling:
     operations: int
     load_cpu_share: float
     wall_s: float
+    machine_cpu_share: float | None = None  # every core's busy share, whoever used it
+    server_cpu_share: float | None = None  # the app servers' share (HTTP only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,7 @@ def ceiling_of(name: str, connections: int, servers: int, run: LoadRun[Timed]) -
         operations=operations,
         load_cpu_share=run.cpu_share,
         wall_s=run.wall_s,
+        machine_cpu_share=run.machine_share,
     )
 
 

@@ -89,6 +89,7 @@ class HttpPurchases:
     retries: int
     wall_s: float
     load_cpu_share: float
+    machine_cpu_share: float | None
 
 
 def jobs_for(
@@ -134,6 +135,7 @@ def run_purchases(
         retries=sum(part.retries for part in run.values),
         wall_s=run.wall_s,
         load_cpu_share=run.cpu_share,
+        machine_cpu_share=run.machine_share,
     )
 
 
@@ -147,6 +149,7 @@ def http_ceiling(
         run.wall_s,
         run.cpu_s,
         run.cpu_share,
+        run.machine_share,
     )
     return ceiling_of("http", concurrency, len(urls), timed)
 

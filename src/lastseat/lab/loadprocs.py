@@ -8,7 +8,8 @@ how much of the machine the load generator itself took: the CPU share
     sum(process CPU seconds) / (wall seconds x cores)
 
 where wall runs from the first start to the last finish. A share near 1 / cores or above
-means the load generator may be what limits the figure.
+means the load generator may be what limits the figure. The machine's busy share over the
+same window (/proc/stat) says whether the CPU as a whole was the limit.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Measured(Generic[R]):
     started_ns: int
     finished_ns: int
     cpu_s: float
+    ticks_at_start: tuple[int, int] = (0, 0)  # the machine's (busy, total) CPU ticks
+    ticks_at_end: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class LoadRun(Generic[R]):
     wall_s: float
     cpu_s: float
     cpu_share: float
+    machine_share: float | None = None  # every core's busy share over the wall time
 
 
 def cpu_seconds() -> float:
@@ -102,7 +106,24 @@ def summarize(measured: Sequence[Measured[R]]) -> LoadRun[R]:
         1e-9, (max(m.finished_ns for m in measured) - min(m.started_ns for m in measured)) / 1e9
     )
     cpu_s = sum(m.cpu_s for m in measured)
-    return LoadRun([m.value for m in measured], wall_s, cpu_s, cpu_s / (wall_s * cores()))
+    first = min(measured, key=lambda m: m.started_ns).ticks_at_start
+    last = max(measured, key=lambda m: m.finished_ns).ticks_at_end
+    spent = last[1] - first[1]
+    machine = (last[0] - first[0]) / spent if spent > 0 else None
+    return LoadRun([m.value for m in measured], wall_s, cpu_s, cpu_s / (wall_s * cores()), machine)
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU clock ticks of every core since boot, from /proc/stat ((0, 0) without
+    it). Busy counts every process on the machine, other users' work too."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is counted in user already
+    return total - idle, total
 
 
 def cores() -> int:
@@ -117,9 +138,9 @@ def _entry(work: Callable[[Any], Any], job: Any, barrier: Any, outbox: Any) -> N
     try:
         go = work(job)
         barrier.wait(timeout=BARRIER_TIMEOUT_S)
-        started, cpu = time.monotonic_ns(), cpu_seconds()
+        started, cpu, ticks = time.monotonic_ns(), cpu_seconds(), machine_ticks()
         value = go()
         finished, used = time.monotonic_ns(), cpu_seconds() - cpu
-        outbox.put(("result", Measured(value, started, finished, used)))
+        outbox.put(("result", Measured(value, started, finished, used, ticks, machine_ticks())))
     except BaseException:
         outbox.put(("error", traceback.format_exc()))
