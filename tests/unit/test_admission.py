@@ -183,24 +183,28 @@ def test_a_failed_claim_gives_its_place_back(pool: ThreadPoolExecutor) -> None:
     assert gate_of(gate)().running == 0
 
 
-def test_a_section_claim_passes_the_gate_too(pool: ThreadPoolExecutor) -> None:
+def test_best_available_claims_pass_ungated(pool: ThreadPoolExecutor) -> None:
     fake = FakeStrategy()
     gate = GatedStrategy(fake, ClaimGate(AdmissionLimits(in_flight=1, queue=0)))
     section = SectionClaim("ev", "A", 2)
-    inside = pool.submit(
-        gate.claim_section,
-        None,  # type: ignore[arg-type]
-        section,
-        Stage.SOLD,
-        "s1",
-        NOW,
-        lambda tx, seats=None: "s1",
-    )
-    assert fake.inside.acquire(timeout=WAIT_S)
-    with pytest.raises(OverloadedError):
-        gate.claim_section(None, section, Stage.SOLD, "s2", NOW, lambda tx, s: "s2")  # type: ignore[arg-type]
+    inside = [
+        pool.submit(
+            gate.claim_section,
+            None,  # type: ignore[arg-type]
+            section,
+            Stage.SOLD,
+            hold_id,
+            NOW,
+            lambda tx, seats=None: "ok",
+        )
+        for hold_id in ("s1", "s2")
+    ]
+    for _ in inside:  # both are inside at once, past a gate of 1 with no queue
+        assert fake.inside.acquire(timeout=WAIT_S)
     fake.let_out("s1")
-    inside.result(WAIT_S)
+    fake.let_out("s2")
+    assert [f.result(WAIT_S) for f in inside] == ["ok", "ok"]
+    assert gate_of(gate)().admitted == 0
 
 
 def test_an_interrupted_waiter_leaves_the_queue() -> None:
@@ -234,7 +238,6 @@ def test_hot_resource_is_the_row_a_claim_waits_on_first() -> None:
     assert hot_resource(POOL) == "pool:ev/standing"
     group = SeatClaim("ev", ("ev/A/0001/0003", "ev/A/0001/0002"))
     assert hot_resource(group) == "seat:ev/A/0001/0002"  # lock order: ascending
-    assert hot_resource(SectionClaim("ev", "A", 2)) == "section:ev/A"
 
 
 def test_the_gate_is_off_at_zero_and_for_naive() -> None:
