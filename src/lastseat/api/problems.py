@@ -29,6 +29,7 @@ from lastseat.domain.errors import (
     InvalidTransitionError,
     LastseatError,
     NotFoundError,
+    OverloadedError,
     PaymentDeclinedError,
     RacingWriteError,
     RequestInProgressError,
@@ -195,6 +196,8 @@ def error_response(exc: BaseException) -> JSONResponse:
         level = logging.ERROR if problem.slug == "internal" else logging.WARNING
         if isinstance(exc, ConflictError) and not isinstance(exc, FencedOutError):
             level = logging.INFO  # a lost race is the expected cost of selling the last seat
+        if isinstance(exc, OverloadedError):
+            level = logging.INFO  # a flood would flood the log; /metrics counts refusals
         logger.log(level, "%s answered %d: %s", type(exc).__name__, problem.status, exc)
     return problem_response(problem, detail)
 
