@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from lastseat.api.settings import Settings
+from lastseat.bootstrap import build, open_store
 from lastseat.concurrency.admission import (
     AdmissionLimits,
     ClaimGate,
@@ -295,3 +297,15 @@ def test_serve_refuses_a_bad_limit_with_exit_code_2(option: str) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert option.split("=", maxsplit=1)[0] in done.stderr
+
+
+def test_services_sell_through_the_gate_unless_it_is_off(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "gate.db"))
+    try:
+        default = build(store, "row-lock").booking.strategy
+        assert isinstance(default, GatedStrategy)
+        assert default.gate.limits == AdmissionLimits()
+        off = build(store, "row-lock", admission=AdmissionLimits(in_flight=0)).booking.strategy
+        assert not isinstance(off, GatedStrategy)
+    finally:
+        store.close()
