@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar, cast, runtime_checkable
 from weakref import WeakKeyDictionary
 
-from lastseat.concurrency.atomic import take_if_free
+from lastseat.concurrency.atomic import take_making_room
 from lastseat.concurrency.base import StrategyBase, refusal
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.errors import StoreBusyError, StoreError
@@ -94,10 +94,6 @@ class _Job:
 
     def settle(self, value: object = None, error: BaseException | None = None) -> None:
         self.value, self.error, self.done = value, error, True
-
-
-class _NothingFreeError(Exception):
-    """The first try found the inventory taken: undo it, release lapsed holds, try again."""
 
 
 class Batcher:
@@ -241,26 +237,18 @@ class BatchedStrategy(StrategyBase):
 
     def _step(self, tx: _StepTx, job: _Job) -> None:
         try:
-            try:
-                with tx.savepoint():
-                    job.settle(self._sell(tx, job, release_lapsed=False))
-            except _NothingFreeError:
-                with tx.savepoint():
-                    job.settle(self._sell(tx, job, release_lapsed=True))
+            with tx.savepoint():
+                job.settle(self._sell(tx, job))
         except Exception as exc:
             job.settle(error=exc)
 
-    def _sell(self, tx: InventoryTx, job: _Job, *, release_lapsed: bool) -> object:
-        """The claim's fence check, conditional write and finish; lapsed holds are looked
-        for only once the inventory was found taken."""
+    def _sell(self, tx: InventoryTx, job: _Job) -> object:
+        """The claim's layers (its request fence, its price), conditional write and finish;
+        lapsed holds are looked for only if the write comes up short (as `atomic`'s)."""
         with ExitStack() as layers:
             for layer in reversed(job.layers):  # innermost first, as their own writes would
                 layers.enter_context(layer(tx))
-            if release_lapsed:
-                tx.release_lapsed_holds(job.claim, job.now)
-            if not take_if_free(tx, job.claim, job.hold_id, job.stage):
-                if not release_lapsed:
-                    raise _NothingFreeError
+            if not take_making_room(tx, job.claim, job.hold_id, job.stage, job.now):
                 raise refusal(tx, job.claim)
             self.pause()
             return job.finish(tx)
