@@ -1,7 +1,9 @@
 """Who may do what: the admin key manages events and money, buyer tokens act for one buyer.
 
 Missing or unknown credentials answer 401; a valid buyer token on an admin route answers 403.
-Tokens are compared in constant time and never logged.
+Tokens are compared in constant time and never logged. A buyer token is verified once per
+request: the Idempotency-Key middleware (which scopes keys per buyer) leaves what it found in
+the request's scope, and the route's dependency reads it there.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import Scope
 
 from lastseat.api.deps import settings as settings_of
 from lastseat.api.settings import Settings
 from lastseat.service.auth import InvalidTokenError, buyer_of
 
 MAX_TOKEN_CHARS = 512
+_VERIFIED_SCOPE_KEY = "lastseat.verified_token"  # (token, its buyer or None) of this request
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 admin_scheme = HTTPBearer(
@@ -40,6 +44,17 @@ def buyer_for_token(settings: Settings, token: str) -> str | None:
         return buyer_of(settings.token_secret, token)
     except InvalidTokenError:
         return None
+
+
+def verified_buyer(scope: Scope, settings: Settings, token: str) -> str | None:
+    """`buyer_for_token`, verified once per request (remembered in the request's scope)."""
+    found = scope.get(_VERIFIED_SCOPE_KEY)
+    if isinstance(found, tuple) and found[0] == token:
+        buyer: str | None = found[1]
+        return buyer
+    buyer = buyer_for_token(settings, token)
+    scope[_VERIFIED_SCOPE_KEY] = (token, buyer)
+    return buyer
 
 
 def is_admin_key(settings: Settings, token: str) -> bool:
@@ -67,7 +82,7 @@ async def current_buyer(
     """The buyer whose token authorised the request."""
     if credentials is None:
         raise _unauthorized("this route needs a buyer's bearer token")
-    buyer_id = buyer_for_token(settings_of(request), credentials.credentials)
+    buyer_id = verified_buyer(request.scope, settings_of(request), credentials.credentials)
     if buyer_id is None:
         raise _unauthorized("invalid buyer token")
     return buyer_id

@@ -48,7 +48,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lastseat.api.auth import buyer_for_token, is_admin_key
+from lastseat.api.auth import is_admin_key, verified_buyer
 from lastseat.api.problems import (
     PROBLEM_MEDIA_TYPE,
     error_response,
@@ -57,6 +57,7 @@ from lastseat.api.problems import (
     problem_response,
     problem_responses,
 )
+from lastseat.api.route_table import route_table_of
 from lastseat.api.settings import Settings
 from lastseat.bootstrap import Services
 from lastseat.domain.errors import (
@@ -119,14 +120,14 @@ def stored_answer(
     return Response(answer.body, answer.status, dict(answer.headers))
 
 
-def principal_of(settings: Settings, headers: Headers) -> str | None:
+def principal_of(settings: Settings, headers: Headers, scope: Scope) -> str | None:
     """Whom a key belongs to: the buyer of a bearer token, "admin", or None if neither."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     if is_admin_key(settings, token):
         return ADMIN_PRINCIPAL
-    return buyer_for_token(settings, token)
+    return verified_buyer(scope, settings, token)
 
 
 def is_final(response: StoredResponse) -> bool:
@@ -212,7 +213,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        principal = principal_of(self.settings, headers)
+        principal = principal_of(self.settings, headers, scope)
         service = self._service_of(scope)
         if principal is None or service is None or not _routed(scope):
             await self.app(scope, receive, send)
@@ -337,8 +338,9 @@ class IdempotencyMiddleware:
 
 
 def _routed(scope: Scope) -> bool:
-    """True if one of the app's routes serves this path with this method."""
-    routes = scope["app"].router.routes
+    """True if one of the app's routes serves this path with this method (from the flat route
+    table: the router's own included-router matching costs ~5 % of a server's CPU)."""
+    routes = route_table_of(scope).routes or scope["app"].router.routes
     return any(route.matches(scope)[0] is Match.FULL for route in routes)
 
 
