@@ -34,6 +34,8 @@ _STRATEGY_COUNTERS = {
     "lock_held_ns": ("lastseat_strategy_lock_held_seconds", 1e-9),
     "fenced_out": ("lastseat_strategy_fenced_out", 1.0),
     "overloaded": ("lastseat_strategy_overloaded", 1.0),
+    "batches": ("lastseat_strategy_batches", 1.0),
+    "batched_claims": ("lastseat_strategy_batched_claims", 1.0),
 }
 # Checkout counter -> help text; exported as lastseat_payments_<name>_total{provider}.
 _PAYMENT_COUNTERS = {
