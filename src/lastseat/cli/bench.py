@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from lastseat.lab.bench import (
 # rich and the lab's rows load when the command runs, not when `lastseat` starts (issue 8).
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
     from lastseat.lab.bench_rows import StrategyRow
     from lastseat.lab.ceilings import Ceiling
@@ -145,31 +147,58 @@ def report_json(report: BenchReport) -> dict[str, Any]:
 
 def print_report(report: BenchReport, console: Console) -> None:
     """The ceilings, the strategy rows and the ratios, as three tables."""
+    kind = "PostgreSQL, durable commits" if report.db == "postgres" else "SQLite, synchronous=FULL"
+    console.print(
+        _table(
+            f"ceilings (throwaway {kind})",
+            _CEILING_HEADERS,
+            [_ceiling_cells(c) for c in report.ceilings],
+            left=1,
+        )
+    )
+    console.print(
+        _table(
+            f"lastseat bench ({kind}, {report.concurrency} concurrent buyers)",
+            _ROW_HEADERS,
+            [_row_cells(r, _direct_rate(report.rows, r)) for r in report.rows],
+            left=3,
+        )
+    )
+    ratios = [
+        (q.name, q.scenario, q.strategy, _value(q.value), q.target or "-", q.verdict)
+        for q in report.ratios
+    ]
+    console.print(_table("ratios (issue 9 targets)", _RATIO_HEADERS, ratios, left=3))
+
+
+def _table(
+    title: str, headers: tuple[str, ...], cells: Sequence[tuple[str, ...]], left: int
+) -> Table:
+    """A table of `cells`; a server-side column with nothing but "-" in it is left out."""
     from rich.table import Table  # noqa: PLC0415
 
-    kind = "PostgreSQL, durable commits" if report.db == "postgres" else "SQLite, synchronous=FULL"
-    ceilings = Table(title=f"ceilings (throwaway {kind})", title_justify="left")
-    for header in _CEILING_HEADERS:
-        ceilings.add_column(header, justify="left" if header == "ceiling" else "right")
-    for c in report.ceilings:
-        ceilings.add_row(*_ceiling_cells(c))
-    console.print(ceilings)
-    rows = Table(
-        title=f"lastseat bench ({kind}, {report.concurrency} concurrent buyers)",
-        title_justify="left",
-    )
-    for header in _ROW_HEADERS:
-        rows.add_column(header, justify="left" if header in _ROW_HEADERS[:3] else "right")
-    for r in report.rows:
-        rows.add_row(*_row_cells(r, _direct_rate(report.rows, r)))
-    console.print(rows)
-    ratios = Table(title="ratios (issue 9 targets)", title_justify="left")
-    for header in ("ratio", "scenario", "strategy", "value", "target", "verdict"):
-        ratios.add_column(header, justify="right" if header == "value" else "left")
-    for q in report.ratios:
-        value = f"{q.value:,.0f}" if q.value >= 10 else f"{q.value:.2f}"
-        ratios.add_row(q.name, q.scenario, q.strategy, value, q.target or "-", q.verdict)
-    console.print(ratios)
+    keep = [
+        i
+        for i, header in enumerate(headers)
+        if header not in _OPTIONAL or any(row[i] != "-" for row in cells)
+    ]
+    table = Table(title=title, title_justify="left")
+    for i in keep:
+        table.add_column(headers[i], justify="left" if i < left else "right")
+    for row in cells:
+        table.add_row(*(row[i] for i in keep))
+    return table
+
+
+def _value(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2f}"
+
+
+_RATIO_HEADERS = ("ratio", "scenario", "strategy", "value", "target", "verdict")
+# Columns that only HTTP rows fill: left out of a table where no row has them (SQLite).
+_OPTIONAL = frozenset(
+    {"servers", "resent", "peak RSS MB/server", "load CPU", "server CPU", "÷ direct"}
+)
 
 
 _CEILING_HEADERS = (
