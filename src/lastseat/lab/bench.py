@@ -99,7 +99,9 @@ def _postgres_bench(
     from lastseat.lab.bench_ratios import postgres_ratios  # noqa: PLC0415
     from lastseat.lab.bench_rows import direct_row, http_row  # noqa: PLC0415
 
-    with ThrowawayPostgres() as server:
+    # Room for every buyer's or ceiling's connection, the servers' pools and the bench's own.
+    connections = max(200, plan.concurrency + 150)
+    with ThrowawayPostgres({"max_connections": str(connections)}) as server:
         for ceiling in _postgres_ceilings(plan, server.create_database("bench_ceilings")):
             report.ceilings.append(ceiling)
             say(_ceiling_line(ceiling))
