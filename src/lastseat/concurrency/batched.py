@@ -43,9 +43,10 @@ from weakref import WeakKeyDictionary
 
 from lastseat.concurrency.atomic import take_making_room
 from lastseat.concurrency.base import StrategyBase, refusal
+from lastseat.concurrency.batch_pools import PoolCounters, Reserve, StepTx
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.errors import StoreBusyError, StoreError
-from lastseat.domain.holds import Claim
+from lastseat.domain.holds import Claim, PoolClaim
 from lastseat.service.fenced import unfenced
 from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
@@ -69,12 +70,6 @@ class StoreLayer(Protocol):
 Layer = Callable[[InventoryTx], AbstractContextManager[None]]
 
 
-class _StepTx(InventoryTx, Protocol):
-    """A write transaction with steps (both stores' transactions have them)."""
-
-    def savepoint(self) -> AbstractContextManager[None]: ...
-
-
 @dataclass(eq=False)
 class _Job:
     """One caller's claim, waiting for its outcome (or for its turn to lead)."""
@@ -94,6 +89,10 @@ class _Job:
 
     def settle(self, value: object = None, error: BaseException | None = None) -> None:
         self.value, self.error, self.done = value, error, True
+
+
+class _NoRoomError(Exception):
+    """A pool claim did not fit: expire the pool's lapsed holds, outside the step, and retry."""
 
 
 class Batcher:
@@ -205,7 +204,7 @@ class BatchedStrategy(StrategyBase):
     def _alone(self, store: Store, job: _Job) -> object:
         self._stats.add_batch(1)
         with store.write(self._stats) as tx:
-            self._step(cast(_StepTx, tx), job)
+            self._step(cast(StepTx, tx), job, None)
             if job.error is not None:
                 raise job.error
             return job.value
@@ -226,30 +225,51 @@ class BatchedStrategy(StrategyBase):
         """One transaction for the batch, one savepoint per claim, one COMMIT."""
         self._stats.add_batch(len(jobs))
         try:
-            with store.write(self._stats) as tx:
+            with store.write(self._stats) as opened:
+                tx = cast(StepTx, opened)
                 tx.advisory_lock([f"batch:{event_id}"])
+                pools = PoolCounters(tx, [job.claim for job in jobs])
                 for job in jobs:
-                    self._step(cast(_StepTx, tx), job)
+                    self._step(tx, job, pools)
+                pools.write()
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch was kept
             for job in jobs:
                 if job.error is None:
                     job.settle(error=_copy_of(exc))
 
-    def _step(self, tx: _StepTx, job: _Job) -> None:
+    def _step(self, tx: StepTx, job: _Job, pools: PoolCounters | None) -> None:
         try:
-            with tx.savepoint():
-                job.settle(self._sell(tx, job))
+            try:
+                self._attempt(tx, job, pools, last=False)
+            except _NoRoomError:
+                assert pools is not None
+                assert isinstance(job.claim, PoolClaim)
+                pools.make_room(job.claim, job.now)
+                self._attempt(tx, job, pools, last=True)
         except Exception as exc:
             job.settle(error=exc)
 
-    def _sell(self, tx: InventoryTx, job: _Job) -> object:
-        """The claim's layers (its request fence, its price), conditional write and finish;
-        lapsed holds are looked for only if the write comes up short (as `atomic`'s)."""
+    def _attempt(self, tx: StepTx, job: _Job, pools: PoolCounters | None, *, last: bool) -> None:
+        if pools is None or not isinstance(job.claim, PoolClaim):
+            with tx.savepoint():
+                job.settle(self._sell(tx, job, None, last=last))
+            return
+        with pools.reserving() as reserve, tx.savepoint():
+            job.settle(self._sell(tx, job, reserve, last=last))
+
+    def _sell(self, tx: InventoryTx, job: _Job, reserve: Reserve | None, *, last: bool) -> object:
+        """The claim's layers (its request fence, its price), its take and its finish. A pool
+        claim takes units the batch reads and writes once (batch_pools); a seat claim writes
+        them conditionally, with lapsed holds looked for only if it comes up short."""
         with ExitStack() as layers:
             for layer in reversed(job.layers):  # innermost first, as their own writes would
                 layers.enter_context(layer(tx))
-            if not take_making_room(tx, job.claim, job.hold_id, job.stage, job.now):
-                raise refusal(tx, job.claim)
+            claim = job.claim
+            if reserve is not None and isinstance(claim, PoolClaim):
+                if not reserve(claim, job.stage):
+                    raise refusal(tx, claim) if last else _NoRoomError
+            elif not take_making_room(tx, claim, job.hold_id, job.stage, job.now):
+                raise refusal(tx, claim)
             self.pause()
             return job.finish(tx)
 
