@@ -26,6 +26,7 @@ import pytest
 from lastseat.adapters.postgres.tx import PostgresTx
 from lastseat.adapters.sqlite.tx import SqliteTx
 from lastseat.bootstrap import Services, build, open_store
+from lastseat.concurrency.batch_pools import PoolCounters
 from lastseat.concurrency.batched import BatchedStrategy
 from lastseat.domain.clock import FakeClock
 from lastseat.domain.errors import (
@@ -296,3 +297,55 @@ def test_a_claim_queued_past_its_wait_leaves_with_nothing_done(store: Store) -> 
     world = store.snapshot()
     assert world.pools[0].sold == 1
     assert valid_tickets(world, "r1") == []
+
+
+@pytest.mark.parametrize(
+    "make_room",
+    [
+        True,
+        pytest.param(
+            False,
+            marks=pytest.mark.xfail(
+                strict=True, reason="without expiring lapsed holds the pool looks full"
+            ),
+        ),
+    ],
+    ids=["expires-lapsed", "keeps-lapsed"],
+)
+def test_a_batch_expires_a_lapsed_pool_hold_to_make_room_and_counts_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch, make_room: bool
+) -> None:
+    if not make_room:
+        monkeypatch.setattr(PoolCounters, "make_room", lambda self, claim, now: None)
+    clock, hook = FakeClock(), HoldFirstBatch()
+    services = seller(store, clock, hook)
+    booking = services.booking
+    strategy = booking.strategy
+    assert isinstance(strategy, BatchedStrategy)
+    hook.release.set()
+    booking.quick_buy("early", PoolClaim(EVENT, POOL, 7))  # 3 of 10 units left
+    lapsing = booking.place_hold("alice", PoolClaim(EVENT, POOL, 3), timedelta(seconds=1))
+    clock.advance(timedelta(seconds=5))
+    hook.rearm()
+
+    def buy(buyer: str, units: int) -> Callable[[], Purchase]:
+        return lambda: booking.quick_buy(buyer, PoolClaim(EVENT, POOL, units))
+
+    outcomes = batch_of(strategy, store, hook)(
+        {
+            "lead": lambda: booking.quick_buy("lead", SeatClaim(EVENT, (SEATS[0],))),
+            "r1": buy("r1", 2),  # fits only once the lapsed hold's 3 units are back
+            "r2": buy("r2", 1),
+            "r3": buy("r3", 1),  # no room left
+        }
+    )
+    assert strategy.statistics().max_batch == 3
+    assert isinstance(outcomes["r1"], Purchase), outcomes["r1"]
+    assert isinstance(outcomes["r2"], Purchase), outcomes["r2"]
+    assert isinstance(outcomes["r3"], UnavailableError), outcomes["r3"]
+    world = store.snapshot()
+    (pool,) = world.pools
+    assert (pool.sold, pool.held) == (10, 0)
+    assert {h.hold_id: h.status for h in world.holds}[lapsing.hold_id] == "expired"
+    pool_tickets = [t for t in world.tickets if t.pool_id == POOL and t.status == "valid"]
+    assert len(pool_tickets) == 10
