@@ -153,7 +153,6 @@ def print_report(report: BenchReport, console: Console) -> None:
             f"ceilings (throwaway {kind})",
             _CEILING_HEADERS,
             [_ceiling_cells(c) for c in report.ceilings],
-            left=1,
         )
     )
     console.print(
@@ -161,19 +160,16 @@ def print_report(report: BenchReport, console: Console) -> None:
             f"lastseat bench ({kind}, {report.concurrency} concurrent buyers)",
             _ROW_HEADERS,
             [_row_cells(r, _direct_rate(report.rows, r)) for r in report.rows],
-            left=3,
         )
     )
     ratios = [
         (q.name, q.scenario, q.strategy, _value(q.value), q.target or "-", q.verdict)
         for q in report.ratios
     ]
-    console.print(_table("ratios (issue 9 targets)", _RATIO_HEADERS, ratios, left=3))
+    console.print(_table("ratios (issue 9 targets)", _RATIO_HEADERS, ratios))
 
 
-def _table(
-    title: str, headers: tuple[str, ...], cells: Sequence[tuple[str, ...]], left: int
-) -> Table:
+def _table(title: str, headers: tuple[str, ...], cells: Sequence[tuple[str, ...]]) -> Table:
     """A table of `cells`; a server-side column with nothing but "-" in it is left out."""
     from rich.table import Table  # noqa: PLC0415
 
@@ -184,7 +180,7 @@ def _table(
     ]
     table = Table(title=title, title_justify="left")
     for i in keep:
-        table.add_column(headers[i], justify="left" if i < left else "right")
+        table.add_column(headers[i], justify="left" if headers[i] in _WORDS else "right")
     for row in cells:
         table.add_row(*(row[i] for i in keep))
     return table
@@ -194,6 +190,7 @@ def _value(value: float) -> str:
     return f"{value:,.0f}" if value >= 10 else f"{value:.2f}"
 
 
+_WORDS = frozenset({"ceiling", "scenario", "strategy", "mode", "ratio", "target", "verdict"})
 _RATIO_HEADERS = ("ratio", "scenario", "strategy", "value", "target", "verdict")
 # Columns that only HTTP rows fill: left out of a table where no row has them (SQLite).
 _OPTIONAL = frozenset(
