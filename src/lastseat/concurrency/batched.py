@@ -47,6 +47,7 @@ from lastseat.concurrency.batch_pools import PoolCounters, Reserve, StepTx
 from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.errors import StoreBusyError, StoreError
 from lastseat.domain.holds import Claim, PoolClaim
+from lastseat.domain.money import Money
 from lastseat.service.fenced import unfenced
 from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
@@ -229,8 +230,9 @@ class BatchedStrategy(StrategyBase):
                 tx = cast(StepTx, opened)
                 tx.advisory_lock([f"batch:{event_id}"])
                 pools = PoolCounters(tx, [job.claim for job in jobs])
+                view = cast(StepTx, _PricedOnce(tx))
                 for job in jobs:
-                    self._step(tx, job, pools)
+                    self._step(view, job, pools)
                 pools.write()
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch was kept
             for job in jobs:
@@ -272,6 +274,27 @@ class BatchedStrategy(StrategyBase):
                 raise refusal(tx, claim)
             self.pause()
             return job.finish(tx)
+
+
+class _PricedOnce:
+    """The batch's transaction as its claims' steps see it: a price read once per batch.
+
+    Prices never change once an event is created (service/pricing.py), and the claims of a
+    hot batch mostly name the same thing (one pool, one quantity), so each claim's price read
+    after the first costs no round trip. Everything else goes to the transaction itself.
+    """
+
+    def __init__(self, tx: StepTx) -> None:
+        self._tx = tx
+        self._prices: dict[Claim, Money] = {}
+
+    def price_of(self, claim: Claim) -> Money:
+        if claim not in self._prices:
+            self._prices[claim] = self._tx.price_of(claim)
+        return self._prices[claim]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._tx, name)
 
 
 def _copy_of(exc: Exception) -> Exception:
