@@ -13,7 +13,13 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lastseat.domain.errors import InsufficientFundsError, NotFoundError, ValidationError
+from lastseat.domain.errors import (
+    InsufficientFundsError,
+    LastseatError,
+    NotFoundError,
+    StateConflictError,
+    ValidationError,
+)
 from lastseat.domain.money import Money
 
 MAX_AMOUNT_MINOR = 10**12
@@ -79,6 +85,24 @@ def short_of(account_id: str, amount: Money) -> InsufficientFundsError:
     if account_id.startswith(f"{AccountKind.WALLET.value}:"):
         return InsufficientFundsError(f"the wallet holds less than {amount}")
     return InsufficientFundsError(f"{owner_of(account_id)} holds less than {amount}")
+
+
+def refused_debit(account_id: str, amount: Money, held_currency: str | None) -> LastseatError:
+    """Why an account refused a debit of `amount`, given the currency it holds (None: it does
+    not exist): in a buyer's words when the account is a buyer's wallet."""
+    kind, _, owner = account_id.partition(":")
+    wallet = kind == AccountKind.WALLET.value
+    if held_currency is None:
+        if wallet:
+            return NotFoundError(f"buyer {owner} has no wallet")
+        return missing_account(account_id, amount.currency)
+    if held_currency != amount.currency:
+        if wallet:
+            return StateConflictError(
+                f"buyer {owner} pays in {held_currency}, the event sells in {amount.currency}"
+            )
+        return missing_account(account_id, amount.currency)
+    return short_of(account_id, amount)
 
 
 def missing_account(account_id: str, currency: str) -> NotFoundError:

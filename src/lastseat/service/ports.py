@@ -200,9 +200,10 @@ class InventoryTx(ReadTx, IdempotencyRecords, Protocol):
 
     def ensure_account(self, account_id: str, kind: AccountKind, currency: str) -> None: ...
     def post_transfer(self, transfer: Transfer) -> None: ...
-    def record_sale(self, sale: Sale) -> bool:
-        """Write everything a claimed sale adds, in one go; False if the wallet cannot pay
-        (nothing is then to be kept: the caller raises and the transaction rolls back)."""
+    def record_sale(self, sale: Sale) -> None:
+        """Write everything a claimed sale adds, in one go. A wallet that cannot pay raises
+        why (domain.ledger.refused_debit): here, or, where the store sends the sale with its
+        COMMIT (PostgreSQL), when the transaction ends; either way nothing is kept."""
         ...
 
     def insert_event(self, event: Event) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,7 @@ from psycopg_pool import PoolTimeout
 
 from lastseat.domain.errors import (
     BookkeepingError,
+    FencedOutError,
     InsufficientFundsError,
     LockNotAvailableError,
     LockTimeoutError,
@@ -18,6 +20,8 @@ from lastseat.domain.errors import (
     StoreBusyError,
     StoreError,
 )
+from lastseat.domain.ledger import refused_debit
+from lastseat.domain.money import Money
 
 # The CHECK constraint that keeps wallet balances from going negative (named in the schema).
 BALANCE_CONSTRAINT = "balance_not_negative"
@@ -30,11 +34,17 @@ _RACING_STATES = frozenset({"23505", "23P01"})  # unique_violation, exclusion_vi
 _CONFLICTS = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _TIMEOUTS = frozenset({"55P03", "57014"})  # lock_not_available, query_canceled (timeouts)
 _LOCK_NOT_AVAILABLE = "55P03"
+# Raised by lastseat_pay (migration 0005): no such account, another currency, too little.
+_REFUSED_DEBITS = frozenset({"LS404", "LS409", "LS402"})
+_ATTEMPT_OVER = "LS410"
+_LASTSEAT_CLASS = "LS"  # a queued stored answer whose request attempt was taken over
 
 
 def translate(exc: psycopg.Error) -> Exception:
     """The lastseat error for a driver error."""
     state = exc.sqlstate or ""
+    if state.startswith(_LASTSEAT_CLASS):
+        return _raised_by_lastseat(exc, state)
     if state.startswith(_CONSTRAINT_CLASS):
         return _constraint_error(exc, state)
     if state in _CONFLICTS:
@@ -44,6 +54,18 @@ def translate(exc: psycopg.Error) -> Exception:
     if isinstance(exc, PoolTimeout):
         return StoreBusyError("no database connection became free within the pool timeout")
     return StoreError(f"postgresql: {type(exc).__name__}: {exc}")
+
+
+def _raised_by_lastseat(exc: psycopg.Error, state: str) -> Exception:
+    """An error our own SQL functions raise (migration 0005) to abort a queued transaction."""
+    if state == _ATTEMPT_OVER:
+        return FencedOutError(exc.diag.message_primary or "the request's attempt is over")
+    if state not in _REFUSED_DEBITS:
+        return StoreError(f"postgresql: unknown lastseat SQLSTATE {state}: {exc}")
+    # lastseat_pay refused the debit: the facts are JSON in the error's DETAIL.
+    facts = json.loads(exc.diag.message_detail or "{}")
+    amount = Money(int(facts["amount"]), str(facts["currency"]))
+    return refused_debit(str(facts["account"]), amount, facts["holds"])
 
 
 def _constraint_error(exc: psycopg.Error, state: str) -> Exception:

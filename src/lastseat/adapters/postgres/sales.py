@@ -1,30 +1,36 @@
-"""A claimed sale's writes, sent to PostgreSQL in one round trip (psycopg pipeline mode).
+"""A claimed sale's writes and its COMMIT, sent to PostgreSQL in one flight (pipeline mode).
 
 Design note. A claim's conditional UPDATE locks the hot row (the pool, or the seats) until
 COMMIT, so every round trip between the claim and COMMIT is time every other buyer of that
-row waits::
+row waits, and on a busy client each one also waits for its thread to be scheduled again::
 
     A: UPDATE pools ... (locks)  hold  revenue  wallet  transfer  entries  order  tickets  COMMIT
     B:          waits ......................................................................... runs
 
-Sent one statement at a time, A holds the lock across ~8 round trips; in a pipeline the same
-statements travel together and A holds it across one, then the COMMIT::
+Sent one statement at a time, A holds the lock across ~10 round trips. Here the sale's
+statements are queued in a pipeline that stays open, the store's COMMIT joins them, and all of
+it travels together: A holds the lock for the claim's round trip, then one flight::
 
-    A: UPDATE pools ... (locks)  [hold revenue wallet transfer entries order tickets]  COMMIT
-    B:          waits ....................................................................... runs
+    A: UPDATE pools ... (locks)  [hold revenue pay order tickets COMMIT]
+    B:          waits ............................................... runs
 
-The wallet debit is conditional (`balance_minor >= amount`), so it needs no read first: a
-debit that changes no row means the wallet cannot pay, and the caller rolls everything back.
-Accounts are still written in account_id order ("revenue:…" before "wallet:…", rule 2 of
-tx.py), so a sale and a refund between the same accounts cannot deadlock.
+Nobody reads a row count between the debit and the COMMIT, so a wallet that cannot pay must
+abort the transaction by itself: `lastseat_pay` (migration 0005) raises LS402/LS404/LS409 and
+errors.translate() turns them into the buyer's reason. Accounts are written in account_id
+order ("revenue:…" before "wallet:…", rule 2 of tx.py), so a sale and a refund between the same
+accounts cannot deadlock.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from lastseat.adapters.postgres import records
-from lastseat.adapters.postgres.errors import translated
-from lastseat.adapters.postgres.records import NOW_US, Conn
+from lastseat.adapters.postgres.records import Conn
+from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.ledger import AccountKind
+from lastseat.service.idempotency import RequestFence, StoredResponse
 from lastseat.service.ports import Sale
 
 _CREDIT = (
@@ -32,48 +38,57 @@ _CREDIT = (
     " ON CONFLICT (account_id) DO UPDATE"
     " SET balance_minor = accounts.balance_minor + excluded.balance_minor"
 )
-# The debit, the transfer and its two entries in one statement: the transfer is inserted only
-# from the debited row, so a wallet that cannot pay (or does not exist) leaves no transfer
-# behind to trip a foreign key; the statement's row count (2 entries or none) says which.
-_PAY = (
-    "WITH debit AS ("
-    "  UPDATE accounts SET balance_minor = balance_minor - %(n)s"
-    "  WHERE account_id = %(src)s AND currency = %(currency)s AND balance_minor >= %(n)s"
-    "  RETURNING account_id),"
-    " transfer AS ("
-    "  INSERT INTO transfers (transfer_id, kind, source, destination, amount_minor, currency,"
-    "   order_id, created_at_us)"
-    "  SELECT %(id)s, %(kind)s, %(src)s, %(dst)s, %(n)s, %(currency)s, %(order)s,"
-    f"  {NOW_US} FROM debit RETURNING transfer_id)"
-    " INSERT INTO ledger_entries (transfer_id, account_id, amount_minor)"
-    " SELECT t.transfer_id, e.account_id, e.amount_minor FROM transfer t,"
-    "  (VALUES (%(src)s, -%(n)s::bigint), (%(dst)s, %(n)s::bigint)) AS e (account_id, amount_minor)"
+_PAY = "SELECT lastseat_pay(%s, %s, %s, %s, %s, %s, %s)"
+
+
+def send_sale(conn: Conn, sale: Sale) -> None:
+    """Queue the sale's rows on `conn`, which must be in pipeline mode: nothing waits for an
+    answer, so they go to the server with whatever is sent next (the COMMIT)."""
+    transfer = sale.transfer
+    amount = transfer.amount
+    if sale.new_hold is not None:
+        records.send_hold(conn, sale.new_hold)
+    conn.execute(
+        _CREDIT,
+        (transfer.destination, AccountKind.REVENUE.value, amount.currency, amount.amount_minor),
+    )
+    conn.execute(
+        _PAY,
+        (
+            transfer.transfer_id,
+            transfer.kind.value,
+            transfer.source,
+            transfer.destination,
+            amount.amount_minor,
+            amount.currency,
+            transfer.order_id,
+        ),
+    )
+    records.insert_order(conn, sale.order)
+    records.insert_tickets(conn, sale.tickets)
+
+
+# The request's answer, stored only by the attempt that still owns the request; an attempt
+# that is over aborts the transaction (LS410 -> FencedOutError) when it ends.
+_ANSWER = (
+    "WITH answered AS (UPDATE idempotency_keys"
+    " SET status = %s, headers = %s, body = %s, finished_at_us = %s"
+    " WHERE record_id = %s AND attempt = %s AND status IS NULL RETURNING 1)"
+    " SELECT lastseat_require(count(*) = 1, 'LS410', %s) FROM answered"
 )
 
 
-def record_sale(conn: Conn, sale: Sale) -> bool:
-    """Store the sale's rows in one round trip; False if the wallet could not pay."""
-    transfer = sale.transfer
-    amount = transfer.amount
-    with translated(), conn.pipeline():
-        if sale.new_hold is not None:
-            records.send_hold(conn, sale.new_hold)
-        conn.execute(
-            _CREDIT,
-            (transfer.destination, AccountKind.REVENUE.value, amount.currency, amount.amount_minor),
-        )
-        paid = conn.execute(
-            _PAY,
-            {
-                "n": amount.amount_minor,
-                "src": transfer.source,
-                "dst": transfer.destination,
-                "currency": amount.currency,
-                "id": transfer.transfer_id,
-                "kind": transfer.kind.value,
-                "order": transfer.order_id,
-            },
-        )
-        records.insert_order(conn, sale.order)
-        records.insert_tickets(conn, sale.tickets)
-    return paid.rowcount == 2
+def send_answer(conn: Conn, fence: RequestFence, response: StoredResponse, now: datetime) -> None:
+    """Queue the request's stored answer behind the sale (`conn` in pipeline mode)."""
+    conn.execute(
+        _ANSWER,
+        (
+            response.status,
+            json.dumps(response.headers),
+            response.body,
+            to_us(now),
+            fence.record_id,
+            fence.attempt,
+            f"request {fence.record_id} attempt {fence.attempt} is over",
+        ),
+    )

@@ -114,9 +114,16 @@ class PostgresStore:
         tx: PostgresTx | None = None
         try:
             begin = _BEGIN_WRITE[isolation] + ("" if durable else _NOT_DURABLE)
-            with self._transaction(begin) as conn:
+            with translated(), self._pool.connection() as conn:
+                conn.execute(begin)
                 tx = PostgresTx(conn, stats)
-                yield tx
+                try:
+                    yield tx
+                    tx.commit()  # a queued sale travels with it (sales.py)
+                except BaseException as exc:
+                    tx.drop_flight(exc)
+                    _rollback(conn)  # also after a failed COMMIT: the flight may have skipped it
+                    raise
         finally:
             # Row locks are held until COMMIT (its WAL flush included) or ROLLBACK is done.
             if tx is not None and tx.locked_at_ns is not None:

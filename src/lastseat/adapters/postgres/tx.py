@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +61,7 @@ from lastseat.domain.ledger import AccountKind, Transfer
 from lastseat.domain.money import Money
 from lastseat.domain.orders import Order
 from lastseat.domain.tickets import Ticket
+from lastseat.service.idempotency import RequestFence, StoredResponse
 from lastseat.service.ports import Availability, PoolState, Sale, SeatState, Stage
 from lastseat.service.statistics import StrategyStatistics
 
@@ -85,10 +86,19 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, conn: Conn, stats: StrategyStatistics | None = None) -> None:
-        self._conn = conn
+        self._raw = conn
         self._stats = stats or StrategyStatistics()
         self.locked_at_ns: int | None = None
+        # Statements queued for the COMMIT (an open pipeline, see record_sale).
+        self._flight: AbstractContextManager[psycopg.Pipeline] | None = None
         self._savepoints = itertools.count(1)
+
+    @property
+    def _conn(self) -> Conn:
+        """The connection for a statement that reads its answer: anything queued lands first
+        (in a pipeline, a row count is not known until the queue is sent and answered)."""
+        self.land()
+        return self._raw
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -99,7 +109,9 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             self._conn.execute(f"SAVEPOINT {name}")
         try:
             yield
+            self.land()  # a step's queued sale answers inside the step
         except BaseException as exc:
+            self.drop_flight(exc)
             with translated():
                 self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
             if isinstance(exc, psycopg.Error):
@@ -338,9 +350,46 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         """Debit, credit and record a transfer; never leaves a balance negative."""
         money.post_transfer(self._conn, transfer)
 
-    def record_sale(self, sale: Sale) -> bool:
-        """Everything a claimed sale adds, in one round trip; False if the wallet cannot pay."""
-        return sales.record_sale(self._conn, sale)
+    def record_sale(self, sale: Sale) -> None:
+        """Queue everything a claimed sale adds; it travels with the COMMIT (sales.py), and a
+        wallet that cannot pay raises then."""
+        self._queue()
+        sales.send_sale(self._raw, sale)
+
+    def finish_request(self, fence: RequestFence, response: StoredResponse, now: datetime) -> bool:
+        """Store the request's answer; behind a queued sale it is queued too, and an attempt
+        that is over raises FencedOutError when the transaction ends instead of answering
+        False now (reading the row count would cost the round trip the queue saves)."""
+        if self._flight is None:
+            return super().finish_request(fence, response, now)
+        sales.send_answer(self._raw, fence, response, now)
+        return True
+
+    def _queue(self) -> None:
+        if self._flight is None:
+            flight = self._raw.pipeline()
+            flight.__enter__()
+            self._flight = flight
+
+    # -- the end of the transaction ---------------------------------------------------------
+
+    def commit(self) -> None:
+        """COMMIT, sent with whatever is queued; an error of any of it raises here."""
+        self._raw.execute("COMMIT")
+        self.land()
+
+    def land(self) -> None:
+        """Send what is queued and wait for the answers: a queued statement's error raises."""
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            with translated():
+                flight.__exit__(None, None, None)
+
+    def drop_flight(self, exc: BaseException) -> None:
+        """The block failed: end the pipeline; the block's error is the one that counts."""
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            flight.__exit__(type(exc), exc, exc.__traceback__)
 
     # -- events ---------------------------------------------------------------------------
 

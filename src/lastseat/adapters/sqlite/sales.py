@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from lastseat.adapters.sqlite import records
-from lastseat.domain.ledger import AccountKind
+from lastseat.domain.ledger import AccountKind, refused_debit
 from lastseat.service.ports import Sale
 
 _DEBIT = (
@@ -23,17 +23,19 @@ _CREDIT = (
 )
 
 
-def record_sale(conn: sqlite3.Connection, sale: Sale) -> bool:
-    """Store the sale's money rows, order and tickets; False if the wallet could not pay.
+def record_sale(conn: sqlite3.Connection, sale: Sale) -> None:
+    """Store the sale's money rows, order and tickets; raise why if the wallet cannot pay.
 
     The caller stores a new hold first (its fence comes from the holds table)."""
     transfer = sale.transfer
     amount = transfer.amount
     n = amount.amount_minor
     if conn.execute(_DEBIT, (n, transfer.source, amount.currency, n)).rowcount != 1:
-        return False
+        row = conn.execute(
+            "SELECT currency FROM accounts WHERE account_id = ?", (transfer.source,)
+        ).fetchone()
+        raise refused_debit(transfer.source, amount, row[0] if row else None)
     conn.execute(_CREDIT, (transfer.destination, AccountKind.REVENUE.value, amount.currency, n))
     records.insert_transfer(conn, transfer)
     records.insert_order(conn, sale.order)
     records.insert_tickets(conn, sale.tickets)
-    return True

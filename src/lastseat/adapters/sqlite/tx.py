@@ -340,11 +340,11 @@ class SqliteTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             raise missing_account(transfer.destination, currency)
         records.insert_transfer(self._conn, transfer)
 
-    def record_sale(self, sale: Sale) -> bool:
-        """Everything a claimed sale adds; False if the wallet cannot pay."""
+    def record_sale(self, sale: Sale) -> None:
+        """Everything a claimed sale adds; raises why if the wallet cannot pay."""
         if sale.new_hold is not None:
             self.insert_hold(sale.new_hold)
-        return sales.record_sale(self._conn, sale)
+        sales.record_sale(self._conn, sale)
 
     # -- events ---------------------------------------------------------------------------
 
