@@ -75,6 +75,7 @@ Layer = Callable[[InventoryTx], AbstractContextManager[None]]
 class _Job:
     """One caller's claim, waiting for its outcome (or for its turn to lead)."""
 
+    store: Store  # the batch's store: under the claim's layers
     claim: Claim
     stage: Stage
     hold_id: str
@@ -197,14 +198,15 @@ class BatchedStrategy(StrategyBase):
         self._stats.add(attempts=1)
         unwrapped = layers_of(store)
         if unwrapped is None:  # a wrapper that cannot join a batch: a transaction of its own
-            return cast(T, self._alone(store, _Job(claim, stage, hold_id, now, finish, [])))
+            job = _Job(store, claim, stage, hold_id, now, finish, [])
+            return cast(T, self._alone(job))
         base, layers = unwrapped
-        job = _Job(claim, stage, hold_id, now, finish, layers)
+        job = _Job(base, claim, stage, hold_id, now, finish, layers)
         return cast(T, self.batcher(base, claim.event_id).submit(job))
 
-    def _alone(self, store: Store, job: _Job) -> object:
+    def _alone(self, job: _Job) -> object:
         self._stats.add_batch(1)
-        with store.write(self._stats) as tx:
+        with job.store.write(self._stats) as tx:
             self._step(cast(StepTx, tx), job, None)
             if job.error is not None:
                 raise job.error
@@ -215,18 +217,19 @@ class BatchedStrategy(StrategyBase):
         with self._batchers_lock:
             per_event = self._batchers.setdefault(store, {})
             if event_id not in per_event:
+                # The batcher must not hold the store: it is the key of a weak mapping.
                 per_event[event_id] = Batcher(
-                    lambda jobs: self._run(store, event_id, jobs),
+                    lambda jobs: self._run(jobs[0].claim.event_id, jobs),
                     self.max_batch,
                     self.queue_timeout_s,
                 )
             return per_event[event_id]
 
-    def _run(self, store: Store, event_id: str, jobs: list[_Job]) -> None:
+    def _run(self, event_id: str, jobs: list[_Job]) -> None:
         """One transaction for the batch, one savepoint per claim, one COMMIT."""
         self._stats.add_batch(len(jobs))
         try:
-            with store.write(self._stats) as opened:
+            with jobs[0].store.write(self._stats) as opened:
                 tx = cast(StepTx, opened)
                 tx.advisory_lock([f"batch:{event_id}"])
                 pools = PoolCounters(tx, [job.claim for job in jobs])
