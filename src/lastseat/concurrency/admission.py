@@ -5,10 +5,10 @@ A hot resource is the row the claims queue on: a GA pool's counter, or a seat (a
 first seat in lock order). Best-available claims pass ungated: they have no such row, as each
 looks for free seats from a random start and `row-lock-skip-locked` never waits for a locked
 seat, so a bound would only throttle buyers who do not collide. Without the gate every
-buyer of a hot pool holds a connection and waits in the database's lock queue; each commit
-then wakes a crowd, and the row-lock holder's WAL flush is shared with the lock manager's
-churn of everyone behind it (DESIGN.md §9: one hot row commits ~7,500/s from 1-4 connections,
-~2,200/s from 64). The gate keeps the crowd out of the database:
+buyer of a hot pool holds a connection and a transaction while it waits in the database's lock
+queue, the lock manager picks who goes next (so some wait far longer than others), and one
+row commits fewer sales the more connections contend for it (DESIGN.md §9: ~7,500/s from 1-4
+connections, ~2,200/s from 64). The gate keeps the crowd out of the database:
 
     no gate, 64 buyers of pool P             gate: in_flight 4, queue 8
     conn 1   UPDATE P ... COMMIT             claims 1-4   UPDATE P ... COMMIT   (in the db)
@@ -40,7 +40,10 @@ from lastseat.service.statistics import StrategyStatistics
 
 T = TypeVar("T")
 
-# Measured with `lastseat race --scenario ga --db postgres --servers 2` (issue 9 notes).
+# Measured with `lastseat race --scenario ga --db postgres` at 64 buyers, direct and over 2
+# servers (issue 9): 2-16 in flight beat no gate (p99 about halved over HTTP); 8 did best
+# direct. The queue is longer than a server's 40 request threads, so over HTTP it orders
+# claims and refuses only callers beyond those (in-process ones, or a bigger pool).
 DEFAULT_CLAIMS_IN_FLIGHT = 8
 DEFAULT_CLAIM_QUEUE = 64
 MAX_CLAIMS_IN_FLIGHT = 1_000
