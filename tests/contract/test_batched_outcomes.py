@@ -32,7 +32,6 @@ from lastseat.domain.clock import FakeClock
 from lastseat.domain.errors import (
     FencedOutError,
     InsufficientFundsError,
-    LastseatError,
     StoreBusyError,
     StoreError,
     UnavailableError,
@@ -99,16 +98,16 @@ def seller(store: Store, clock: FakeClock, hook: HoldFirstBatch) -> Services:
 
 def batch_of(
     strategy: BatchedStrategy, store: Store, hook: HoldFirstBatch
-) -> Callable[[dict[str, Callable[[], Purchase]]], dict[str, Purchase | LastseatError]]:
+) -> Callable[[dict[str, Callable[[], Purchase]]], dict[str, Purchase | Exception]]:
     """Run a leading purchase, hold its batch, queue `buys` behind it, then let it go."""
 
-    def run(buys: dict[str, Callable[[], Purchase]]) -> dict[str, Purchase | LastseatError]:
-        outcomes: dict[str, Purchase | LastseatError] = {}
+    def run(buys: dict[str, Callable[[], Purchase]]) -> dict[str, Purchase | Exception]:
+        outcomes: dict[str, Purchase | Exception] = {}
 
         def attempt(name: str, buy: Callable[[], Purchase]) -> None:
             try:
                 outcomes[name] = buy()
-            except LastseatError as exc:
+            except Exception as exc:  # a LastseatError, unless a control broke something
                 outcomes[name] = exc
 
         threads = [threading.Thread(target=attempt, args=item) for item in buys.items()]
