@@ -334,3 +334,4 @@ def machine_test_case(strategy: str) -> type[unittest.TestCase]:
 TestAtomicStrategy = machine_test_case("atomic")
 TestRowLockStrategy = machine_test_case("row-lock")
 TestOptimisticStrategy = machine_test_case("optimistic")
+TestBatchedStrategy = machine_test_case("batched")
