@@ -35,7 +35,9 @@ def faulty_race(
     return run_race(config, strategy, db, tmp_path / "history.jsonl")
 
 
-@pytest.mark.parametrize("strategy", ["atomic", "row-lock", "serializable", "pg-advisory"])
+@pytest.mark.parametrize(
+    "strategy", ["atomic", "row-lock", "serializable", "pg-advisory", "batched"]
+)
 def test_a_mixed_on_sale_over_two_servers_survives_server_kills(
     pg_server: ThrowawayPostgres, tmp_path: Path, strategy: str
 ) -> None:
