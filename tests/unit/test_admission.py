@@ -309,3 +309,9 @@ def test_services_sell_through_the_gate_unless_it_is_off(tmp_path: Path) -> None
         assert not isinstance(off, GatedStrategy)
     finally:
         store.close()
+
+
+def test_limits_from_the_environment() -> None:
+    assert AdmissionLimits.from_env({}) == AdmissionLimits()
+    chosen = {"LASTSEAT_CLAIMS_IN_FLIGHT": " 3 ", "LASTSEAT_CLAIM_QUEUE": "0"}
+    assert AdmissionLimits.from_env(chosen) == AdmissionLimits(in_flight=3, queue=0)

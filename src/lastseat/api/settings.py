@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from lastseat.bootstrap import DEFAULT_DB, LockServices, PaymentSettings
 from lastseat.concurrency.admission import (
-    DEFAULT_CLAIM_QUEUE,
-    DEFAULT_CLAIMS_IN_FLIGHT,
+    CLAIM_QUEUE_ENV,
+    CLAIMS_IN_FLIGHT_ENV,
     MAX_CLAIM_QUEUE,
     MAX_CLAIMS_IN_FLIGHT,
     AdmissionLimits,
@@ -38,8 +38,6 @@ DEFAULT_IDEMPOTENCY_RETENTION_S = 24 * 3600
 MIN_IDEMPOTENCY_RETENTION_S = 60
 RECONCILE_INTERVAL_ENV = "LASTSEAT_RECONCILE_INTERVAL_MS"
 HOLD_TTL_ENV = "LASTSEAT_HOLD_TTL_S"
-CLAIMS_IN_FLIGHT_ENV = "LASTSEAT_CLAIMS_IN_FLIGHT"
-CLAIM_QUEUE_ENV = "LASTSEAT_CLAIM_QUEUE"
 DEFAULT_HOLD_TTL_S = 600
 MAX_HOLD_TTL_S = 86_400
 DEFAULT_RECONCILE_INTERVAL_MS = 2_000
@@ -139,10 +137,7 @@ class Settings:
                 environ, RECONCILE_INTERVAL_ENV, DEFAULT_RECONCILE_INTERVAL_MS
             ),
             hold_ttl_s=_whole(environ, HOLD_TTL_ENV, DEFAULT_HOLD_TTL_S),
-            admission=AdmissionLimits(
-                _whole(environ, CLAIMS_IN_FLIGHT_ENV, DEFAULT_CLAIMS_IN_FLIGHT),
-                _whole(environ, CLAIM_QUEUE_ENV, DEFAULT_CLAIM_QUEUE),
-            ),
+            admission=AdmissionLimits.from_env(environ),
         ).validate()
 
     def pause(self) -> Pause:

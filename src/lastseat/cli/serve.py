@@ -19,8 +19,6 @@ import click
 
 from lastseat.api.settings import (
     ADMIN_KEY_ENV,
-    CLAIM_QUEUE_ENV,
-    CLAIMS_IN_FLIGHT_ENV,
     DEFAULT_CACHE_TTL_MS,
     DEFAULT_HOLD_TTL_S,
     DEFAULT_IDEMPOTENCY_LEASE_MS,
@@ -48,6 +46,8 @@ from lastseat.bootstrap import (
     open_store,
 )
 from lastseat.concurrency.admission import (
+    CLAIM_QUEUE_ENV,
+    CLAIMS_IN_FLIGHT_ENV,
     DEFAULT_CLAIM_QUEUE,
     DEFAULT_CLAIMS_IN_FLIGHT,
     MAX_CLAIM_QUEUE,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,12 +53,25 @@ MAX_CLAIM_QUEUE = 100_000
 UNGATED_STRATEGIES = frozenset({"batched", "naive"})
 
 
+CLAIMS_IN_FLIGHT_ENV = "LASTSEAT_CLAIMS_IN_FLIGHT"
+CLAIM_QUEUE_ENV = "LASTSEAT_CLAIM_QUEUE"
+
+
 @dataclass(frozen=True, slots=True)
 class AdmissionLimits:
     """Per hot resource and per process: claims running at once (0: no gate), claims waiting."""
 
     in_flight: int = DEFAULT_CLAIMS_IN_FLIGHT
     queue: int = DEFAULT_CLAIM_QUEUE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AdmissionLimits:
+        """The limits LASTSEAT_CLAIMS_IN_FLIGHT and LASTSEAT_CLAIM_QUEUE name, else the defaults;
+        ValidationError naming the variable that is not a whole number in range."""
+        return cls(
+            _whole(environ, CLAIMS_IN_FLIGHT_ENV, DEFAULT_CLAIMS_IN_FLIGHT, MAX_CLAIMS_IN_FLIGHT),
+            _whole(environ, CLAIM_QUEUE_ENV, DEFAULT_CLAIM_QUEUE, MAX_CLAIM_QUEUE),
+        )
 
     @property
     def enabled(self) -> bool:
@@ -72,6 +85,13 @@ class AdmissionLimits:
         if not 0 <= self.queue <= MAX_CLAIM_QUEUE:
             raise ValidationError(f"the claim queue must be 0..{MAX_CLAIM_QUEUE}")
         return self
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int, most: int) -> int:
+    text = (environ.get(name) or str(default)).strip()
+    if not text.isdigit() or int(text) > most:
+        raise ValidationError(f"{name} must be a whole number 0..{most}")
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ does not shape the interleavings being measured.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from lastseat.bootstrap import LockServices, build, open_store
+from lastseat.concurrency.admission import AdmissionLimits
 from lastseat.domain.errors import (
     ConflictError,
     InsufficientFundsError,
@@ -92,7 +94,15 @@ def run_worker(job: WorkerJob, barrier: Any, progress: Any) -> WorkerResult:
     store = open_store(job.db_path, create=False, synchronous=job.synchronous)
     # Over HTTP the servers sell; this process only needs a store for nothing but its build.
     strategy = "atomic" if job.servers else job.strategy
-    services = build(store, strategy, allow_unsafe=True, pause=_pause_for(job), locks=job.locks)
+    # In-process buyers pass the admission gate a server would (same defaults, same variables).
+    services = build(
+        store,
+        strategy,
+        allow_unsafe=True,
+        pause=_pause_for(job),
+        locks=job.locks,
+        admission=AdmissionLimits.from_env(os.environ),
+    )
     http = (
         ClientBuyer(
             job.servers,
