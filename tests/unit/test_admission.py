@@ -256,7 +256,9 @@ def test_the_gate_is_off_at_zero_and_for_naive() -> None:
     )
 
 
-@pytest.mark.parametrize("limits", [AdmissionLimits(-1, 1), AdmissionLimits(1, -1)])
+@pytest.mark.parametrize(
+    "limits", [AdmissionLimits(-1, 1), AdmissionLimits(1, -1), AdmissionLimits(0, 1)]
+)
 def test_negative_limits_are_refused(limits: AdmissionLimits) -> None:
     with pytest.raises(ValidationError):
         ClaimGate(limits)

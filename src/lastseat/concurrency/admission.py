@@ -51,8 +51,6 @@ MAX_CLAIM_QUEUE = 100_000
 # Coalescing strategies bound their own transactions (a batch is one); the unguarded one
 # shows the race without a net, so a gate must not thin out its collisions.
 UNGATED_STRATEGIES = frozenset({"batched", "naive"})
-
-
 CLAIMS_IN_FLIGHT_ENV = "LASTSEAT_CLAIMS_IN_FLIGHT"
 CLAIM_QUEUE_ENV = "LASTSEAT_CLAIM_QUEUE"
 
@@ -115,7 +113,9 @@ class ClaimGate:
     """Bounded claims in flight and a bounded FIFO queue per resource key; thread-safe."""
 
     def __init__(self, limits: AdmissionLimits) -> None:
-        self.limits = limits.validated()
+        if not limits.validated().enabled:
+            raise ValidationError("a gate lets at least one claim in flight; 0 means no gate")
+        self.limits = limits
         self._mutex = threading.Lock()
         self._resources: dict[str, _Resource] = {}
         self._admitted = self._queued = self._refused = 0
