@@ -242,7 +242,9 @@ def slow_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serv
         yield server
 
 
-def test_twenty_requests_with_one_key_at_once_buy_once(slow_server: Server) -> None:
+def test_twenty_requests_with_one_key_at_once_buy_once(
+    slow_server: Server, request: pytest.FixtureRequest
+) -> None:
     api = Api(slow_server)
     event_id = api.event(price_minor=PRICE)
     _, headers = api.buyer(FUNDS)
@@ -269,7 +271,11 @@ def test_twenty_requests_with_one_key_at_once_buy_once(slow_server: Server) -> N
             assert int(answer.headers["retry-after"]) >= 1
         else:
             assert_same_answer(answer, ran[0])
-    assert any(a.status_code == 409 for a in answers)
+    # On PostgreSQL the others begin while the first is paying: 409 in progress. SQLite has one
+    # writer, so they may all queue behind the purchase's transaction, and it commits the
+    # purchase with its stored answer: then every one of them gets the replay.
+    if request.node.callspec.params["slow_server"] == "postgres":
+        assert any(a.status_code == 409 for a in answers)
     assert_same_answer(api.http.post("/purchases", headers=sent, json=claim), ran[0])
     assert len(orders_of(api, headers)) == 1
     assert balance_of(api, headers) == FUNDS - PRICE

@@ -19,11 +19,28 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from lastseat.adapters.dialect import Dialect
 from lastseat.adapters.sqlite.records import from_us, to_us
 from lastseat.domain.errors import FencedOutError
 from lastseat.service.idempotency import RequestFence, RequestKey, StoredRequest, StoredResponse
+
+_RECORD = "record_id, fingerprint, attempt, lease_until_us, status, headers, body"
+_BY_KEY = "principal = ? AND method = ? AND path = ? AND idempotency_key = ?"
+_INSERT = (
+    "INSERT INTO idempotency_keys (record_id, principal, method, path, idempotency_key,"
+    " fingerprint, attempt, lease_until_us, created_at_us)"
+    " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING"
+)
+# The read half cannot see the insert's row (one statement, one snapshot), so at most one half
+# answers. A concurrent begin's insert that commits while this one waits on it is not seen
+# either: then neither answers, and begin() asks again.
+_INSERT_OR_READ = (
+    f"WITH new AS ({_INSERT} RETURNING {_RECORD})"
+    f" SELECT {_RECORD} FROM new UNION ALL SELECT {_RECORD} FROM idempotency_keys"
+    f" WHERE {_BY_KEY} AND NOT EXISTS (SELECT 1 FROM new)"
+)
 
 
 class IdempotencyRecordsSql(Dialect):
@@ -40,48 +57,39 @@ class IdempotencyRecordsSql(Dialect):
                 f"request {fence.record_id} attempt {fence.attempt} was taken over"
             )
 
-    def insert_request(
+    def begin_request(
         self,
         record_id: str,
         key: RequestKey,
         fingerprint: str,
         now: datetime,
         lease_until: datetime,
-    ) -> bool:
-        """Store a new running record (attempt 1); False if the key has one already."""
-        return bool(
-            self._run(
-                "INSERT INTO idempotency_keys (record_id, principal, method, path,"
-                " idempotency_key, fingerprint, attempt, lease_until_us, created_at_us)"
-                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
-                (
-                    record_id,
-                    key.principal,
-                    key.method,
-                    key.path,
-                    key.key,
-                    fingerprint,
-                    to_us(lease_until),
-                    to_us(now),
-                ),
-            ).rowcount
-            == 1
+    ) -> StoredRequest | None:
+        """Store a new running record (attempt 1) as `record_id`, or read the key's record;
+        None if neither (it was reaped, or another begin's insert is not visible yet)."""
+        values = (
+            record_id,
+            key.principal,
+            key.method,
+            key.path,
+            key.key,
+            fingerprint,
+            to_us(lease_until),
+            to_us(now),
         )
+        if self._MARK == "?":  # SQLite: no INSERT in a WITH; in process, two statements are cheap
+            if self._run(_INSERT, values).rowcount == 1:
+                return StoredRequest(record_id, fingerprint, 1, lease_until, None)
+            return self._find_request(key)
+        # PostgreSQL: one statement (one round trip) inserts, or reads what the key has.
+        row = self._run(_INSERT_OR_READ, (*values, *_key_values(key))).fetchone()
+        return None if row is None else _stored(row)
 
-    def find_request(self, key: RequestKey) -> StoredRequest | None:
-        """The key's record, or None."""
+    def _find_request(self, key: RequestKey) -> StoredRequest | None:
         row = self._run(
-            "SELECT record_id, fingerprint, attempt, lease_until_us, status, headers, body"
-            " FROM idempotency_keys WHERE principal = ? AND method = ? AND path = ?"
-            " AND idempotency_key = ?",
-            (key.principal, key.method, key.path, key.key),
+            f"SELECT {_RECORD} FROM idempotency_keys WHERE {_BY_KEY}", _key_values(key)
         ).fetchone()
-        if row is None:
-            return None
-        response = None
-        if row[4] is not None:
-            response = StoredResponse(row[4], _headers(row[5]), bytes(row[6]))
-        return StoredRequest(row[0], row[1], row[2], from_us(row[3]), response)
+        return None if row is None else _stored(row)
 
     def take_over_request(
         self, record_id: str, seen_attempt: int, now: datetime, lease_until: datetime
@@ -146,6 +154,17 @@ class IdempotencyRecordsSql(Dialect):
             ).rowcount
             == 1
         )
+
+
+def _key_values(key: RequestKey) -> tuple[str, str, str, str]:
+    return (key.principal, key.method, key.path, key.key)
+
+
+def _stored(row: tuple[Any, ...]) -> StoredRequest:
+    response = None
+    if row[4] is not None:
+        response = StoredResponse(row[4], _headers(row[5]), bytes(row[6]))
+    return StoredRequest(row[0], row[1], row[2], from_us(row[3]), response)
 
 
 def _headers(text: str | None) -> tuple[tuple[str, str], ...]:

@@ -188,19 +188,16 @@ class IdempotencyRecords(Protocol):
         between this check and the commit."""
         ...
 
-    def insert_request(
+    def begin_request(
         self,
         record_id: str,
         key: RequestKey,
         fingerprint: str,
         now: datetime,
         lease_until: datetime,
-    ) -> bool:
-        """Store a new running record (attempt 1); False if the key has one already."""
-        ...
-
-    def find_request(self, key: RequestKey) -> StoredRequest | None:
-        """The key's record, or None."""
+    ) -> StoredRequest | None:
+        """Store a new running record (attempt 1) as `record_id`, or read the key's record
+        (one statement where the store can); None if neither could be had just now."""
         ...
 
     def take_over_request(
@@ -255,11 +252,13 @@ class IdempotencyService:
             # Not durable: if a crash loses this record, nothing done under it was committed
             # either - the request's own (durable) commit would have flushed it first.
             with self.store.write(durable=False) as tx:
-                if tx.insert_request(record_id, key, request_fingerprint, now, now + self.lease):
-                    return Started(RequestFence(record_id, 1))
-                stored = tx.find_request(key)
+                stored = tx.begin_request(
+                    record_id, key, request_fingerprint, now, now + self.lease
+                )
                 if stored is None:
-                    continue  # reaped between the insert and the read
+                    continue  # reaped, or a concurrent begin's record not visible yet
+                if stored.record_id == record_id:
+                    return Started(RequestFence(record_id, 1))
                 if stored.fingerprint != request_fingerprint:
                     raise IdempotencyKeyReusedError(
                         f"Idempotency-Key {key.key!r} was used for a different request body"
