@@ -12,11 +12,13 @@ transaction, each claim in its own savepoint, and commits them with one flush::
 
 No thread of its own: whichever caller finds no batch running leads the next one on its own
 thread and connection (leader/follower), then hands the lead to the first caller still
-queued. Each step `[X]` is the claim's request-fence check, its conditional write (as
-`atomic`'s) and its `finish` (charge, order, tickets). A step that raises is rolled back to
-its savepoint and only its own caller gets the error: one buyer's empty wallet, sold seat or
-taken group seat does not fail the others, and a group stays all or nothing. If BEGIN or
-COMMIT fails, nobody in the batch succeeded: every caller gets the store's error.
+queued. Each step `[X]` is the claim's request-fence check, its take (a seat claim's
+conditional write, as `atomic`'s; a pool claim's units from counters the batch reads and
+writes once, batch_pools.py) and its `finish` (charge, order, tickets). A step that raises is
+rolled back to its savepoint and only its own caller gets the error: one buyer's empty
+wallet, sold seat or taken group seat does not fail the others, and a group stays all or
+nothing. If BEGIN, the pool counters' write or COMMIT fails, nobody in the batch succeeded:
+every caller gets the store's error.
 
 Batches of one event on several servers take turns: a batch first takes a transaction-scoped
 lock on its event (`advisory_lock`; SQLite's write lock already is one). Without it two
