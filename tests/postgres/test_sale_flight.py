@@ -1,10 +1,11 @@
-"""A quick buy holds the hot row for one round trip after its claim: the sale travels with COMMIT.
+"""An `atomic` quick buy holds the hot row for one flight: claim, sale and COMMIT travel together.
 
 Counted on the wire, not on a clock: libpq's protocol trace logs every message the client
 sends (F) and receives (B), so each F -> B turn is one round trip. From the claim's UPDATE on,
-the transaction must take exactly two: the claim's own answer, then one flight carrying the
-hold, the payment, the order, the tickets and the COMMIT. The control sends the sale one
-statement at a time, as before issue 9, and must fail.
+the transaction must take exactly one: the claim, the hold, the payment, the order, the
+tickets and the COMMIT in one flight, so the row lock never waits for the client. The controls
+wait for the claim's answer, or send the sale one statement at a time (as before issue 9),
+and must fail.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
 from lastseat.domain.inventory import SeatBlock, build_event, seat_id_for
 from lastseat.domain.ledger import AccountKind
 from lastseat.domain.money import Money
-from lastseat.service.ports import Sale
+from lastseat.service.ports import Sale, Stage
 
 EUR = "EUR"
 EVENT = "ev1"
@@ -99,7 +100,7 @@ def test_after_its_claim_a_sale_takes_one_flight_with_its_commit(
 ) -> None:
     purchase = services.booking.quick_buy("alice", CLAIMS[kind])
     assert purchase.order.amount.amount_minor in (500, 1_000)
-    assert wire.turns_from_claim() == 2  # the claim's answer, then [sale + COMMIT]
+    assert wire.turns_from_claim() == 1  # [claim, sale, COMMIT]
 
 
 def test_a_wallet_that_cannot_pay_aborts_the_flight_and_keeps_nothing(
@@ -123,10 +124,27 @@ def _one_by_one(self: PostgresTx, sale: Sale) -> None:
     records.insert_tickets(conn, sale.tickets)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="one statement at a time")
-def test_control_a_sale_sent_one_statement_at_a_time_takes_many_round_trips(
-    services: Services, wire: Wire, monkeypatch: pytest.MonkeyPatch
+def _claim_then_wait(self: PostgresTx, claim: Claim, hold_id: str, stage: Stage) -> None:
+    # The claim as it was sent before: its answer read before anything else is sent.
+    taken = (
+        self.claim_seats_if_free(claim.seat_ids, hold_id, stage)
+        if isinstance(claim, SeatClaim)
+        else claim.quantity * self.claim_pool_if_room(claim.pool_id, claim.quantity, stage)
+    )
+    assert taken == claim.quantity
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="more than one flight")
+@pytest.mark.parametrize(
+    ("method", "older"), [("record_sale", _one_by_one), ("claim_or_abort", _claim_then_wait)]
+)
+def test_control_a_claim_answered_first_or_a_sale_sent_statement_by_statement_takes_more(
+    services: Services,
+    wire: Wire,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    older: Callable[..., None],
 ) -> None:
-    monkeypatch.setattr(PostgresTx, "record_sale", _one_by_one)
+    monkeypatch.setattr(PostgresTx, method, older)
     services.booking.quick_buy("alice", CLAIMS["pool"])
-    assert wire.turns_from_claim() == 2
+    assert wire.turns_from_claim() == 1

@@ -7,10 +7,19 @@ There is no moment between check and write for another buyer to slip into, so no
 0 rows means sold (or never existed). For a group, fewer rows than seats rolls the whole
 transaction back (all or nothing). For a pool: `WHERE held + sold + n <= capacity`.
 
+The claim's row lock is held until COMMIT, so the claim is sent without waiting for its
+answer, together with the sale and the COMMIT (adapters/postgres/sales.py): the lock lives as
+long as the server takes to run them, never across a client's turn. A claim that comes up
+short aborts that transaction by itself (InventoryTakenError) and nothing of it is kept::
+
+    A: [UPDATE pool ... (locks)  sale  COMMIT]          one flight, then the lock is free
+    B:        [UPDATE pool ... waits   sale  COMMIT]
+
 Lapsed holds are looked for only when the claim comes up short: on a busy on-sale nearly
 every claim finds room, and the search is a round trip each of them would pay. A short claim
-expires the lapsed holds on its inventory and claims what they gave back; seats it took in
-the first pass are no longer 'available', so the second pass takes only the rest::
+expires (in a new transaction) the lapsed holds on its inventory and claims what they gave
+back; seats it took in the first pass are no longer 'available', so the second pass takes
+only the rest::
 
     A: UPDATE ... seats 1, 2 WHERE available   -> 1 row (seat 2 held by a lapsed hold)
     A: expire lapsed hold of seat 2            -> seat 2 available
@@ -24,8 +33,9 @@ from datetime import datetime
 from typing import TypeVar
 
 from lastseat.concurrency.base import StrategyBase, refusal
+from lastseat.domain.errors import InventoryTakenError
 from lastseat.domain.holds import Claim, SeatClaim
-from lastseat.service.ports import InventoryTx, Stage, Store
+from lastseat.service.ports import InventoryTx, Stage, Store, no_pause
 
 T = TypeVar("T")
 
@@ -46,6 +56,15 @@ class AtomicStrategy(StrategyBase):
     ) -> T:
         """Claim with a conditional write, then pay and confirm in the same transaction."""
         self._stats.add(attempts=1)
+        try:
+            with store.write(self._stats) as tx:
+                tx.claim_or_abort(claim, hold_id, stage)
+                if self.pause is not no_pause:
+                    tx.flush()  # the pause stands between a claim that happened and its sale
+                    self.pause()
+                return finish(tx)
+        except InventoryTakenError:
+            pass  # nothing was kept; lapsed holds may make room
         with store.write(self._stats) as tx:
             if not take_making_room(tx, claim, hold_id, stage, now):
                 raise refusal(tx, claim)

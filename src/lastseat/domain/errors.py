@@ -23,6 +23,11 @@ class UnavailableError(LastseatError):
     """The seats or pool units asked for are already taken."""
 
 
+class InventoryTakenError(UnavailableError):
+    """A claim sent without waiting for its answer found its inventory taken, and aborted its
+    transaction (lapsed holds may still make room: `atomic` then looks, in a new one)."""
+
+
 class ConflictError(LastseatError):
     """A concurrent writer won; retrying may succeed."""
 

@@ -13,6 +13,7 @@ from lastseat.domain.errors import (
     BookkeepingError,
     FencedOutError,
     InsufficientFundsError,
+    InventoryTakenError,
     LockNotAvailableError,
     LockTimeoutError,
     RacingWriteError,
@@ -36,8 +37,9 @@ _TIMEOUTS = frozenset({"55P03", "57014"})  # lock_not_available, query_canceled 
 _LOCK_NOT_AVAILABLE = "55P03"
 # Raised by lastseat_pay (migration 0005): no such account, another currency, too little.
 _REFUSED_DEBITS = frozenset({"LS404", "LS409", "LS402"})
-_ATTEMPT_OVER = "LS410"
-_LASTSEAT_CLASS = "LS"  # a queued stored answer whose request attempt was taken over
+_ATTEMPT_OVER = "LS410"  # a queued stored answer whose request attempt was taken over
+_TAKEN = "LSCLM"  # a queued claim took less than it names
+_LASTSEAT_CLASS = "LS"
 
 
 def translate(exc: psycopg.Error) -> Exception:
@@ -60,6 +62,8 @@ def _raised_by_lastseat(exc: psycopg.Error, state: str) -> Exception:
     """An error our own SQL functions raise (migration 0005) to abort a queued transaction."""
     if state == _ATTEMPT_OVER:
         return FencedOutError(exc.diag.message_primary or "the request's attempt is over")
+    if state == _TAKEN:
+        return InventoryTakenError("the inventory the claim names is taken")
     if state not in _REFUSED_DEBITS:
         return StoreError(f"postgresql: unknown lastseat SQLSTATE {state}: {exc}")
     # lastseat_pay refused the debit: the facts are JSON in the error's DETAIL.

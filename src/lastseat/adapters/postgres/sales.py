@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from lastseat.adapters.postgres import records
 from lastseat.adapters.postgres.records import Conn
@@ -91,4 +92,15 @@ def send_answer(conn: Conn, fence: RequestFence, response: StoredResponse, now: 
             fence.attempt,
             f"request {fence.record_id} attempt {fence.attempt} is over",
         ),
+    )
+
+
+def send_claim(conn: Conn, update: str, params: dict[str, Any], rows: int) -> None:
+    """Queue a claim's conditional UPDATE so that changing fewer than `rows` rows (its seats,
+    or the one pool row) aborts the transaction (LSCLM -> InventoryTakenError)."""
+    conn.execute(
+        f"WITH taken AS ({update} RETURNING 1)"
+        " SELECT lastseat_require(count(*) = %(rows)s, 'LSCLM', 'the inventory is taken')"
+        " FROM taken",
+        {**params, "rows": rows},
     )

@@ -259,6 +259,33 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             {"n": quantity, "id": pool_id},
         )
 
+    def claim_or_abort(self, claim: Claim, hold_id: str, stage: Stage) -> None:
+        """Queue the claim: its row lock then lives only as long as the flight that carries it,
+        the sale and the COMMIT (sales.py); taking less aborts it with InventoryTakenError."""
+        self._queue()
+        if isinstance(claim, SeatClaim):
+            statement = (
+                "UPDATE seats SET status = %(stage)s, hold_id = %(hold)s, version = version + 1"
+                f" WHERE seat_id IN ({_SEATS_IN_LOCK_ORDER}) AND status = 'available'"
+            )
+            params: dict[str, Any] = {"ids": list(claim.seat_ids), "hold": hold_id}
+            rows = claim.quantity
+        else:
+            column = POOL_COLUMN[stage]
+            statement = (
+                f"UPDATE pools SET {column} = {column} + %(n)s, version = version + 1"
+                " WHERE pool_id = %(id)s AND held + sold + %(n)s <= capacity"
+            )
+            params = {"id": claim.pool_id, "n": claim.quantity}
+            rows = 1
+        sales.send_claim(self._raw, statement, {**params, "stage": stage.value}, rows)
+        if self.locked_at_ns is None:
+            self.locked_at_ns = time.monotonic_ns()
+
+    def flush(self) -> None:
+        """Send whatever is queued and wait for it."""
+        self.land()
+
     def claim_pool_if_version(
         self, pool_id: str, quantity: int, stage: Stage, seen_version: int
     ) -> int:

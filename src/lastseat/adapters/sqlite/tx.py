@@ -21,6 +21,7 @@ from lastseat.adapters.sqlite.errors import translate, translated
 from lastseat.adapters.sqlite.records import to_us
 from lastseat.domain.errors import (
     FencedOutError,
+    InventoryTakenError,
 )
 from lastseat.domain.holds import (
     Claim,
@@ -214,6 +215,19 @@ class SqliteTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             " WHERE pool_id = ? AND held + sold + ? <= capacity",
             (quantity, pool_id, quantity),
         ).rowcount
+
+    def claim_or_abort(self, claim: Claim, hold_id: str, stage: Stage) -> None:
+        """Take everything the claim names, or raise InventoryTakenError (nothing is queued
+        on SQLite: one writer at a time, in-process)."""
+        if isinstance(claim, SeatClaim):
+            taken = self.claim_seats_if_free(claim.seat_ids, hold_id, stage)
+        else:
+            taken = claim.quantity * self.claim_pool_if_room(claim.pool_id, claim.quantity, stage)
+        if taken < claim.quantity:
+            raise InventoryTakenError(f"the inventory of hold {hold_id} is taken")
+
+    def flush(self) -> None:
+        """Nothing is ever queued on SQLite."""
 
     def claim_pool_if_version(
         self, pool_id: str, quantity: int, stage: Stage, seen_version: int
