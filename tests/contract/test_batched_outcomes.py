@@ -32,7 +32,7 @@ from lastseat.domain.clock import FakeClock
 from lastseat.domain.errors import (
     FencedOutError,
     InsufficientFundsError,
-    StoreBusyError,
+    OverloadedError,
     StoreError,
     UnavailableError,
 )
@@ -273,29 +273,48 @@ def test_a_batch_whose_commit_fails_fails_every_buyer_in_it(store: Store) -> Non
     assert world.pools[0].sold == 0
 
 
-def test_a_claim_queued_past_its_wait_leaves_with_nothing_done(store: Store) -> None:
+@pytest.mark.parametrize(
+    ("max_queue", "queue_timeout_s"),
+    [(1_024, 0.05), (1, WAIT_S)],
+    ids=["waited-too-long", "queue-full"],
+)
+def test_a_claim_the_queue_refuses_leaves_with_nothing_done(
+    store: Store, max_queue: int, queue_timeout_s: float
+) -> None:
     clock, hook = FakeClock(), HoldFirstBatch()
     services = seller(store, clock, hook)
-    strategy = BatchedStrategy(hook, queue_timeout_s=0.05)
+    strategy = BatchedStrategy(hook, max_queue=max_queue, queue_timeout_s=queue_timeout_s)
     services.booking.strategy = strategy
-    outcomes: dict[str, Purchase] = {}
+    outcomes: dict[str, Purchase | Exception] = {}
 
-    def lead() -> None:
-        outcomes["lead"] = services.booking.quick_buy("lead", PoolClaim(EVENT, POOL, 1))
+    def buy(buyer: str) -> None:
+        try:
+            outcomes[buyer] = services.booking.quick_buy(buyer, PoolClaim(EVENT, POOL, 1))
+        except Exception as exc:
+            outcomes[buyer] = exc
 
-    leader = threading.Thread(target=lead)
-    leader.start()
+    threads = [threading.Thread(target=buy, args=(name,)) for name in ("lead", "r1")]
+    threads[0].start()
     assert hook.entered.wait(WAIT_S)
-    # The leading batch is held until this buyer has given up: its wait must run out.
-    with pytest.raises(StoreBusyError):
-        services.booking.quick_buy("r1", PoolClaim(EVENT, POOL, 2))
-    assert strategy.batcher(store, EVENT).queued() == 0
+    batcher = strategy.batcher(store, EVENT)
+    if max_queue == 1:  # r1 fills the queue; r2 finds it full
+        threads[1].start()
+        deadline = time.monotonic() + WAIT_S
+        while batcher.queued() < 1:
+            assert time.monotonic() < deadline, "r1 never queued"
+            time.sleep(0.005)
+    # The leading batch is held until this buyer has been refused.
+    with pytest.raises(OverloadedError):
+        services.booking.quick_buy("r2", PoolClaim(EVENT, POOL, 2))
+    assert strategy.statistics().overloaded == 1
     hook.release.set()
-    leader.join(WAIT_S)
+    for thread in threads:
+        if thread.ident is not None:  # started
+            thread.join(WAIT_S)
     assert isinstance(outcomes["lead"], Purchase)
     world = store.snapshot()
-    assert world.pools[0].sold == 1
-    assert valid_tickets(world, "r1") == []
+    assert valid_tickets(world, "r2") == []
+    assert world.pools[0].sold == (2 if max_queue == 1 else 1)
 
 
 @pytest.mark.parametrize(

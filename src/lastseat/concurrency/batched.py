@@ -27,9 +27,10 @@ batches can deadlock on rows of which a single sale locks only one, like revenue
     batch 1: claim a credits revenue 3 ... claim b credits revenue 7 (waits)
     batch 2: claim c credits revenue 7 ... claim d credits revenue 3 (waits)   -> 40P01
 
-A queued claim not taken into a batch within `queue_timeout_s` leaves the queue with
-StoreBusyError (retryable, nothing done); one taken waits for its batch, whose statements
-are bounded by the store's lock and busy timeouts.
+The queue is bounded in length and in time: a claim that finds `max_queue` claims waiting,
+or is not taken into a batch within `queue_timeout_s`, leaves with OverloadedError (503 and
+Retry-After: nothing was done, a retry is safe); one taken waits for its batch, whose
+statements are bounded by the store's lock and busy timeouts.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from lastseat.concurrency.atomic import take_making_room
 from lastseat.concurrency.base import StrategyBase, refusal
 from lastseat.concurrency.batch_pools import PoolCounters, Reserve, StepTx
 from lastseat.concurrency.retry import RetryPolicy
-from lastseat.domain.errors import StoreBusyError, StoreError
+from lastseat.domain.errors import OverloadedError, StoreError
 from lastseat.domain.holds import Claim, PoolClaim
 from lastseat.domain.money import Money
 from lastseat.service.fenced import unfenced
@@ -56,6 +57,7 @@ from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
 
 T = TypeVar("T")
 MAX_BATCH = 64
+MAX_QUEUE = 1_024
 QUEUE_TIMEOUT_S = 10.0
 
 
@@ -103,10 +105,15 @@ class Batcher:
     """The queue of one event's claims on one store; callers take turns leading batches."""
 
     def __init__(
-        self, run: Callable[[list[_Job]], None], max_batch: int, queue_timeout_s: float
+        self,
+        run: Callable[[list[_Job]], None],
+        max_batch: int,
+        max_queue: int,
+        queue_timeout_s: float,
     ) -> None:
         self._run = run
         self._max_batch = max_batch
+        self._max_queue = max_queue
         self._queue_timeout_s = queue_timeout_s
         self._mutex = threading.Lock()
         self._queue: deque[_Job] = deque()
@@ -120,6 +127,10 @@ class Batcher:
     def submit(self, job: _Job) -> object:
         """Queue the claim, lead a batch when it is this caller's turn; its own outcome."""
         with self._mutex:
+            if len(self._queue) >= self._max_queue:
+                raise OverloadedError(
+                    f"{self._max_queue} claims on this event are waiting for a batch; try again"
+                )
             self._queue.append(job)
             if not self._leading:
                 self._leading = job.leads = True
@@ -138,7 +149,7 @@ class Batcher:
         with self._mutex:
             if not job.taken and not job.leads:
                 self._queue.remove(job)
-                raise StoreBusyError(
+                raise OverloadedError(
                     f"the claim waited {self._queue_timeout_s:g} s for a batch; nothing was"
                     " done, try again"
                 )
@@ -179,10 +190,12 @@ class BatchedStrategy(StrategyBase):
         retry: RetryPolicy | None = None,
         *,
         max_batch: int = MAX_BATCH,
+        max_queue: int = MAX_QUEUE,
         queue_timeout_s: float = QUEUE_TIMEOUT_S,
     ) -> None:
         super().__init__(pause, retry)
         self.max_batch = max_batch
+        self.max_queue = max_queue
         self.queue_timeout_s = queue_timeout_s
         self._batchers: WeakKeyDictionary[Store, dict[str, Batcher]] = WeakKeyDictionary()
         self._batchers_lock = threading.Lock()
@@ -204,7 +217,13 @@ class BatchedStrategy(StrategyBase):
             return cast(T, self._alone(job))
         base, layers = unwrapped
         job = _Job(base, claim, stage, hold_id, now, finish, layers)
-        return cast(T, self.batcher(base, claim.event_id).submit(job))
+        try:
+            return cast(T, self.batcher(base, claim.event_id).submit(job))
+        except OverloadedError:
+            if job.taken:  # a batch's own error, not the queue's refusal
+                raise
+            self._stats.add(overloaded=1)
+            raise
 
     def _alone(self, job: _Job) -> object:
         self._stats.add_batch(1)
@@ -223,6 +242,7 @@ class BatchedStrategy(StrategyBase):
                 per_event[event_id] = Batcher(
                     lambda jobs: self._run(jobs[0].claim.event_id, jobs),
                     self.max_batch,
+                    self.max_queue,
                     self.queue_timeout_s,
                 )
             return per_event[event_id]
