@@ -17,13 +17,12 @@ short aborts that transaction by itself (InventoryTakenError) and nothing of it 
 
 Lapsed holds are looked for only when the claim comes up short: on a busy on-sale nearly
 every claim finds room, and the search is a round trip each of them would pay. A short claim
-expires (in a new transaction) the lapsed holds on its inventory and claims what they gave
-back; seats it took in the first pass are no longer 'available', so the second pass takes
-only the rest::
+expires, in a new transaction, the lapsed holds on its inventory and, only if there were any,
+claims again::
 
-    A: UPDATE ... seats 1, 2 WHERE available   -> 1 row (seat 2 held by a lapsed hold)
-    A: expire lapsed hold of seat 2            -> seat 2 available
-    A: UPDATE ... seats 1, 2 WHERE available   -> 1 row: 1 + 1 = 2, the group is whole
+    A: [UPDATE ... seats 1, 2 WHERE available  sale  COMMIT]  -> 1 row of 2: aborted
+    A: expire lapsed hold of seat 2                            -> seat 2 available
+    A: UPDATE ... seats 1, 2 WHERE available                   -> 2 rows: the group is whole
 """
 
 from __future__ import annotations
@@ -66,7 +65,12 @@ class AtomicStrategy(StrategyBase):
         except InventoryTakenError:
             pass  # nothing was kept; lapsed holds may make room
         with store.write(self._stats) as tx:
-            if not take_making_room(tx, claim, hold_id, stage, now):
+            # The claim found no room once the row was its own (it waited for the lock), so
+            # without a lapsed hold to give units back there is nothing to try again: a
+            # refused buyer does not queue on the hot row a second time.
+            if not tx.release_lapsed_holds(claim, now) or not take_if_free(
+                tx, claim, hold_id, stage
+            ):
                 raise refusal(tx, claim)
             self.pause()
             return finish(tx)
