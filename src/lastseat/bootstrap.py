@@ -20,6 +20,7 @@ from lastseat.domain.holds import DEFAULT_HOLD_TTL
 from lastseat.service.booking import BookingService
 from lastseat.service.catalog import CatalogService
 from lastseat.service.checkout import Checkout
+from lastseat.service.idempotency import RequestBegins
 from lastseat.service.locking import LockManager
 from lastseat.service.payments import PaymentProvider
 from lastseat.service.ports import Pause, Store, no_pause
@@ -73,6 +74,18 @@ def open_store(
 
     options = SqliteOptions(create=create, safety_nets=safety_nets, synchronous=synchronous)
     return SqliteStore(sqlite_path(db), options)
+
+
+async def open_request_begins(db: str, size: int) -> RequestBegins | None:
+    """Idempotency-Key begins on an asyncio pool for an app server on PostgreSQL (no thread
+    hop, one round trip); None on SQLite, whose begins stay on the store's threads."""
+    if not is_postgres(db):
+        return None
+    from lastseat.adapters.postgres.request_begins import PostgresRequestBegins  # noqa: PLC0415
+
+    begins = PostgresRequestBegins(db, size)
+    await begins.open()
+    return begins
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ _INSERT = (
 # The read half cannot see the insert's row (one statement, one snapshot), so at most one half
 # answers. A concurrent begin's insert that commits while this one waits on it is not seen
 # either: then neither answers, and begin() asks again.
-_INSERT_OR_READ = (
+INSERT_OR_READ = (
     f"WITH new AS ({_INSERT} RETURNING {_RECORD})"
     f" SELECT {_RECORD} FROM new UNION ALL SELECT {_RECORD} FROM idempotency_keys"
     f" WHERE {_BY_KEY} AND NOT EXISTS (SELECT 1 FROM new)"
@@ -67,29 +67,22 @@ class IdempotencyRecordsSql(Dialect):
     ) -> StoredRequest | None:
         """Store a new running record (attempt 1) as `record_id`, or read the key's record;
         None if neither (it was reaped, or another begin's insert is not visible yet)."""
-        values = (
-            record_id,
-            key.principal,
-            key.method,
-            key.path,
-            key.key,
-            fingerprint,
-            to_us(lease_until),
-            to_us(now),
-        )
         if self._MARK == "?":  # SQLite: no INSERT in a WITH; in process, two statements are cheap
+            values = begin_values(record_id, key, fingerprint, now, lease_until)[:8]
             if self._run(_INSERT, values).rowcount == 1:
                 return StoredRequest(record_id, fingerprint, 1, lease_until, None)
             return self._find_request(key)
         # PostgreSQL: one statement (one round trip) inserts, or reads what the key has.
-        row = self._run(_INSERT_OR_READ, (*values, *_key_values(key))).fetchone()
-        return None if row is None else _stored(row)
+        row = self._run(
+            INSERT_OR_READ, begin_values(record_id, key, fingerprint, now, lease_until)
+        ).fetchone()
+        return None if row is None else stored_request(row)
 
     def _find_request(self, key: RequestKey) -> StoredRequest | None:
         row = self._run(
             f"SELECT {_RECORD} FROM idempotency_keys WHERE {_BY_KEY}", _key_values(key)
         ).fetchone()
-        return None if row is None else _stored(row)
+        return None if row is None else stored_request(row)
 
     def take_over_request(
         self, record_id: str, seen_attempt: int, now: datetime, lease_until: datetime
@@ -160,7 +153,16 @@ def _key_values(key: RequestKey) -> tuple[str, str, str, str]:
     return (key.principal, key.method, key.path, key.key)
 
 
-def _stored(row: tuple[Any, ...]) -> StoredRequest:
+def begin_values(
+    record_id: str, key: RequestKey, fingerprint: str, now: datetime, lease_until: datetime
+) -> tuple[object, ...]:
+    """The parameters of INSERT_OR_READ (its first eight are the plain insert's)."""
+    new = (record_id, *_key_values(key), fingerprint, to_us(lease_until), to_us(now))
+    return (*new, *_key_values(key))
+
+
+def stored_request(row: tuple[Any, ...]) -> StoredRequest:
+    """A record as INSERT_OR_READ (or a read of the same columns) returns it."""
     response = None
     if row[4] is not None:
         response = StoredResponse(row[4], _headers(row[5]), bytes(row[6]))

@@ -25,13 +25,16 @@ from lastseat.api.route_table import RouteTable
 from lastseat.api.routes import buyers, ceiling, events, holds, orders, system
 from lastseat.api.schemas import Problem
 from lastseat.api.settings import Settings
-from lastseat.bootstrap import Services, build, open_store
+from lastseat.bootstrap import Services, build, open_request_begins, open_store
 
 # Connections per server process, opened at start-up; FastAPI's threadpool runs 40 requests.
 # Each keyed request takes a connection three times (Idempotency-Key begin, the purchase, the
 # stored answer), and purchases queued on a hot row keep theirs while they wait: 16 made the
 # bookkeeping queue behind them (measured: ga over HTTP 0.42x -> 0.47-0.50x of direct at 32).
 SERVER_POOL_SIZE = 32
+# Idempotency-Key begins on PostgreSQL take one of these (asyncio) connections for one round
+# trip each, on the event loop (lastseat.adapters.postgres.request_begins).
+BEGINS = 4
 
 DESCRIPTION = (
     "Sell seats and general-admission units to concurrent buyers without ever overselling. "
@@ -44,7 +47,9 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.db, create=True, pool_size=SERVER_POOL_SIZE)
         services: Services | None = None
+        begins = None
         try:
+            begins = app.state.request_begins = await open_request_begins(settings.db, BEGINS)
             services = build(
                 store,
                 settings.strategy,
@@ -59,7 +64,9 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             with background_reconciler(services.checkout, settings.reconcile_interval_ms):
                 yield
         finally:
-            app.state.services = None
+            app.state.services = app.state.request_begins = None
+            if begins is not None:
+                await begins.close()
             if services is not None:
                 services.close()
             store.close()
@@ -98,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.state.cache = AvailabilityCache(settings.cache_ttl_ms)
     app.state.services = None
+    app.state.request_begins = None
     install_problem_handlers(app)
     install_idempotency(app, settings)  # inside the body limit: it reads whole bodies
     app.add_middleware(BodyLimitMiddleware)

@@ -16,6 +16,9 @@ interleavings) what to do::
     same key, other body                       -> 422 idempotency-key-reused
     no key, or a malformed one                 -> 400 idempotency-key-missing
 
+On PostgreSQL the question is one statement on the event loop (`app.state.request_begins`);
+only a takeover, and SQLite, ask the store in a worker thread.
+
 Requests without usable credentials pass through untouched (the route answers 401 / 403), as
 do reads, which keep streaming. Routes get their request's fence from the `Fence` dependency
 and derive the ids they create from it (`fence.derived_id("ord")`) and pass it to the service
@@ -242,8 +245,13 @@ class IdempotencyMiddleware:
         body: bytes,
     ) -> None:
         digest = fingerprint(request.method, request.path, body)
+        begins = getattr(scope["app"].state, "request_begins", None)
         try:
-            begun = await run_in_threadpool(service.begin, request, digest)
+            begun = None
+            if begins is not None:  # PostgreSQL: one statement on the event loop
+                begun = await service.begin_without_takeover(begins, request, digest)
+            if begun is None:
+                begun = await run_in_threadpool(service.begin, request, digest)
         except LastseatError as exc:
             await error_response(exc)(scope, receive, send)
             return

@@ -228,6 +228,26 @@ class IdempotencyRecords(Protocol):
         ...
 
 
+class RequestBegins(Protocol):
+    """An asyncio store's half of `begin`: one statement, awaited on the event loop."""
+
+    async def begin_request(
+        self,
+        record_id: str,
+        key: RequestKey,
+        fingerprint: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> StoredRequest | None:
+        """Store a new running record (attempt 1) as `record_id`, or read the key's record;
+        None if neither could be had just now."""
+        ...
+
+    async def close(self) -> None:
+        """Close its connections."""
+        ...
+
+
 class IdempotencyService:
     """Begin, finish and release requests under Idempotency-Keys, over the store."""
 
@@ -257,20 +277,28 @@ class IdempotencyService:
                 )
                 if stored is None:
                     continue  # reaped, or a concurrent begin's record not visible yet
-                if stored.record_id == record_id:
-                    return Started(RequestFence(record_id, 1))
-                if stored.fingerprint != request_fingerprint:
-                    raise IdempotencyKeyReusedError(
-                        f"Idempotency-Key {key.key!r} was used for a different request body"
-                    )
-                if stored.response is not None:
-                    return Replay(stored.response)
-                if stored.lease_until > now:
-                    return InProgress(_retry_after_s(stored.lease_until - now))
+                if (
+                    begun := _decided(stored, record_id, key, request_fingerprint, now)
+                ) is not None:
+                    return begun
                 lease_until = now + self.lease
                 if tx.take_over_request(stored.record_id, stored.attempt, now, lease_until):
                     return Started(RequestFence(stored.record_id, stored.attempt + 1))
         return InProgress(1)
+
+    async def begin_without_takeover(
+        self, begins: RequestBegins, key: RequestKey, request_fingerprint: str
+    ) -> Begun | None:
+        """`begin` in one statement on an asyncio store, for all but its rare turns: None
+        when a dead attempt must be taken over or the record could not be had (ask `begin`)."""
+        now = self.clock.now()
+        record_id = new_id("idem")
+        stored = await begins.begin_request(
+            record_id, key, request_fingerprint, now, now + self.lease
+        )
+        if stored is None:
+            return None
+        return _decided(stored, record_id, key, request_fingerprint, now)
 
     def finish(self, fence: RequestFence, response: StoredResponse) -> bool:
         """Store the final answer; False if another attempt took the key over meanwhile."""
@@ -292,6 +320,23 @@ class IdempotencyService:
         """Delete up to `limit` records older than the retention; return how many."""
         with self.store.write(durable=False) as tx:
             return tx.reap_requests(self.clock.now() - self.retention, limit)
+
+
+def _decided(
+    stored: StoredRequest, record_id: str, key: RequestKey, request_fingerprint: str, now: datetime
+) -> Begun | None:
+    """What a begin that found `stored` answers; None if its dead attempt must be taken over."""
+    if stored.record_id == record_id:
+        return Started(RequestFence(record_id, 1))
+    if stored.fingerprint != request_fingerprint:
+        raise IdempotencyKeyReusedError(
+            f"Idempotency-Key {key.key!r} was used for a different request body"
+        )
+    if stored.response is not None:
+        return Replay(stored.response)
+    if stored.lease_until > now:
+        return InProgress(_retry_after_s(stored.lease_until - now))
+    return None
 
 
 def _retry_after_s(remaining: timedelta) -> int:
