@@ -212,8 +212,10 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         return found
 
     def write_seats(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> None:
-        """Overwrite the seats' owner, whatever their status (unguarded)."""
-        self._conn.execute(
+        """Overwrite the seats' owner, whatever their status (unguarded). Nothing waits for its
+        answer: it is queued to travel with the sale and the COMMIT (sales.py)."""
+        self._queue()
+        self._raw.execute(
             "UPDATE seats SET status = %s, hold_id = %s, version = version + 1"
             " WHERE seat_id = ANY(%s)",
             (stage.value, hold_id, list(seat_ids)),
@@ -243,8 +245,10 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         )
 
     def write_pool(self, pool_id: str, column: Stage, value: int) -> None:
-        """Overwrite a pool counter with a value computed from an earlier read (unguarded)."""
-        self._conn.execute(
+        """Overwrite a pool counter with a value computed from an earlier read (unguarded);
+        queued like write_seats."""
+        self._queue()
+        self._raw.execute(
             f"UPDATE pools SET {POOL_COLUMN[column]} = %s, version = version + 1"
             " WHERE pool_id = %s",
             (value, pool_id),
