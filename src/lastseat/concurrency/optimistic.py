@@ -8,6 +8,10 @@
 No lock is held while the buyer "pays"; the price is wasted work under contention. Retries are
 bounded with full-jitter backoff; running out gives RetriesExhaustedError ("conflict, try
 again"), never a crash and never a second sale.
+
+The version-checked write is sent without waiting for its answer, with the sale and the
+COMMIT (adapters/postgres/sales.py): the row it locks is held only while the server runs
+them. A changed version aborts the whole flight (InventoryTakenError), which is a conflict.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from lastseat.concurrency.base import (
     seat_versions,
 )
 from lastseat.concurrency.retry import VersionConflictError
+from lastseat.domain.errors import InventoryTakenError
 from lastseat.domain.holds import Claim, SeatClaim
 from lastseat.service.ports import InventoryTx, Stage, Store
 
@@ -54,12 +59,15 @@ class OptimisticStrategy(StrategyBase):
                 if not is_free(claim, seen):
                     raise refusal(reader, claim)
             self.pause()
-            with store.write(self._stats) as tx:
-                if not tx.release_lapsed_holds(claim, now):
-                    if not _take(tx, claim, hold_id, stage, seen):
-                        self._stats.add(conflicts=1)
-                        raise VersionConflictError
-                    return finish(tx)
+            try:
+                with store.write(self._stats) as tx:
+                    if not tx.release_lapsed_holds(claim, now):
+                        # Sent with the sale and the COMMIT: a changed version aborts them all.
+                        tx.claim_or_abort(claim, hold_id, stage, _versions(claim, seen))
+                        return finish(tx)
+            except InventoryTakenError as exc:
+                self._stats.add(conflicts=1)
+                raise VersionConflictError from exc
             # We expired a lapsed hold and committed that: it moved the versions we read, so
             # read again (rolling the expiry back instead would meet the same hold forever).
             raise VersionConflictError
@@ -67,9 +75,10 @@ class OptimisticStrategy(StrategyBase):
         return self.retry.run(attempt, on_retry=lambda: self._stats.add(retries=1))
 
 
-def _take(tx: InventoryTx, claim: Claim, hold_id: str, stage: Stage, seen: Read) -> bool:
+def _versions(claim: Claim, seen: Read) -> dict[str, int]:
+    """The versions the write must still find: each seat's, or the pool's."""
     seats, pool = seen
     if isinstance(claim, SeatClaim):
-        return tx.claim_seats_if_version(seat_versions(seats), hold_id, stage) == claim.quantity
+        return seat_versions(seats)
     assert pool is not None  # is_free() returned True
-    return tx.claim_pool_if_version(claim.pool_id, claim.quantity, stage, pool.version) == 1
+    return {claim.pool_id: pool.version}

@@ -158,10 +158,17 @@ class InventoryTx(ReadTx, IdempotencyRecords, Protocol):
     ) -> int: ...
     def write_pool(self, pool_id: str, column: Stage, value: int) -> None: ...
     def claim_pool_if_room(self, pool_id: str, quantity: int, stage: Stage) -> int: ...
-    def claim_or_abort(self, claim: Claim, hold_id: str, stage: Stage) -> None:
+    def claim_or_abort(
+        self,
+        claim: Claim,
+        hold_id: str,
+        stage: Stage,
+        versions: Mapping[str, int] | None = None,
+    ) -> None:
         """The conditional write of everything `claim` names, whose answer no one waits for:
         if it takes less, InventoryTakenError aborts the transaction, here or when it ends
-        (PostgreSQL sends it with the sale and the COMMIT, see adapters/postgres/sales.py)."""
+        (PostgreSQL sends it with the sale and the COMMIT, see adapters/postgres/sales.py).
+        The condition: free, or, with `versions` (seat or pool id -> version seen), unchanged."""
         ...
 
     def flush(self) -> None:

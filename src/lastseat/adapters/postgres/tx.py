@@ -263,26 +263,33 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             {"n": quantity, "id": pool_id},
         )
 
-    def claim_or_abort(self, claim: Claim, hold_id: str, stage: Stage) -> None:
+    def claim_or_abort(
+        self,
+        claim: Claim,
+        hold_id: str,
+        stage: Stage,
+        versions: Mapping[str, int] | None = None,
+    ) -> None:
         """Queue the claim: its row lock then lives only as long as the flight that carries it,
-        the sale and the COMMIT (sales.py); taking less aborts it with InventoryTakenError."""
+        the sale and the COMMIT (sales.py); taking less aborts it with InventoryTakenError.
+        With `versions` (seat or pool id -> version seen) it takes only unchanged rows."""
         self._queue()
         if isinstance(claim, SeatClaim):
-            statement = (
-                "UPDATE seats SET status = %(stage)s, hold_id = %(hold)s, version = version + 1"
-                f" WHERE seat_id IN ({_SEATS_IN_LOCK_ORDER}) AND status = 'available'"
-            )
-            params: dict[str, Any] = {"ids": list(claim.seat_ids), "hold": hold_id}
+            statement, params = _seats_claim(claim, versions)
             rows = claim.quantity
         else:
             column = POOL_COLUMN[stage]
+            guard = "held + sold + %(n)s <= capacity" if versions is None else "version = %(seen)s"
             statement = (
                 f"UPDATE pools SET {column} = {column} + %(n)s, version = version + 1"
-                " WHERE pool_id = %(id)s AND held + sold + %(n)s <= capacity"
+                f" WHERE pool_id = %(id)s AND {guard}"
             )
             params = {"id": claim.pool_id, "n": claim.quantity}
+            if versions is not None:
+                params["seen"] = versions[claim.pool_id]
             rows = 1
-        sales.send_claim(self._raw, statement, {**params, "stage": stage.value}, rows)
+        params.update(stage=stage.value, hold=hold_id)
+        sales.send_claim(self._raw, statement, params, rows)
         if self.locked_at_ns is None:
             self.locked_at_ns = time.monotonic_ns()
 
@@ -431,6 +438,26 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
     def availability(self, event_id: str, now: datetime) -> Availability | None:
         """The seat map and pool counts, lapsed holds counted as free."""
         return records.availability(self._conn, event_id, to_us(now))
+
+
+def _seats_claim(
+    claim: SeatClaim, versions: Mapping[str, int] | None
+) -> tuple[str, dict[str, Any]]:
+    """The conditional UPDATE of a seat claim: seats available, or still at `versions`."""
+    ids = list(claim.seat_ids)
+    if versions is None:
+        return (
+            "UPDATE seats SET status = %(stage)s, hold_id = %(hold)s, version = version + 1"
+            f" WHERE seat_id IN ({_SEATS_IN_LOCK_ORDER}) AND status = 'available'",
+            {"ids": ids},
+        )
+    return (
+        "UPDATE seats s SET status = %(stage)s, hold_id = %(hold)s, version = s.version + 1"
+        " FROM unnest(%(ids)s::text[], %(versions)s::bigint[]) AS seen (seat_id, version)"
+        " WHERE s.seat_id = seen.seat_id AND s.version = seen.version"
+        f" AND s.seat_id IN ({_SEATS_IN_LOCK_ORDER})",
+        {"ids": ids, "versions": [versions[s] for s in ids]},
+    )
 
 
 def _nowait(nowait: bool) -> str:

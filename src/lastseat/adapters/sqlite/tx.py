@@ -216,13 +216,29 @@ class SqliteTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             (quantity, pool_id, quantity),
         ).rowcount
 
-    def claim_or_abort(self, claim: Claim, hold_id: str, stage: Stage) -> None:
-        """Take everything the claim names, or raise InventoryTakenError (nothing is queued
-        on SQLite: one writer at a time, in-process)."""
+    def claim_or_abort(
+        self,
+        claim: Claim,
+        hold_id: str,
+        stage: Stage,
+        versions: Mapping[str, int] | None = None,
+    ) -> None:
+        """Take everything the claim names (with `versions`: only rows still at the version
+        seen), or raise InventoryTakenError (nothing is queued on SQLite: one writer at a
+        time, in-process)."""
         if isinstance(claim, SeatClaim):
-            taken = self.claim_seats_if_free(claim.seat_ids, hold_id, stage)
-        else:
+            taken = (
+                self.claim_seats_if_free(claim.seat_ids, hold_id, stage)
+                if versions is None
+                else self.claim_seats_if_version(versions, hold_id, stage)
+            )
+        elif versions is None:
             taken = claim.quantity * self.claim_pool_if_room(claim.pool_id, claim.quantity, stage)
+        else:
+            seen = versions[claim.pool_id]
+            taken = claim.quantity * self.claim_pool_if_version(
+                claim.pool_id, claim.quantity, stage, seen
+            )
         if taken < claim.quantity:
             raise InventoryTakenError(f"the inventory of hold {hold_id} is taken")
 
