@@ -1,4 +1,5 @@
-"""An `atomic` quick buy holds the hot row for one flight: claim, sale and COMMIT travel together.
+"""An `atomic` or `optimistic` quick buy holds the hot row for one flight: the claim (the
+conditional or version-checked write), the sale and the COMMIT travel together.
 
 Counted on the wire, not on a clock: libpq's protocol trace logs every message the client
 sends (F) and receives (B), so each F -> B turn is one round trip. From the claim's UPDATE on,
@@ -13,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,11 @@ SEAT = seat_id_for(EVENT, "A", 1, 1)
 CLAIMS: dict[str, Claim] = {"pool": PoolClaim(EVENT, POOL, 1), "seat": SeatClaim(EVENT, (SEAT,))}
 
 
-@pytest.fixture
-def services(pg_dsn: str) -> Iterator[Services]:
+@pytest.fixture(params=["atomic", "optimistic"])
+def services(pg_dsn: str, request: pytest.FixtureRequest) -> Iterator[Services]:
     store = open_store(pg_dsn)
     assert isinstance(store, PostgresStore)
-    built = build(store, "atomic")
+    built = build(store, request.param)
     built.catalog.create_event(
         build_event(
             EVENT,
@@ -75,7 +76,7 @@ class Wire:
         return sum(1 for pair in itertools.pairwise(directions) if pair == ("F", "B"))
 
 
-_CLAIM = re.compile(r"\tF\t.*UPDATE (pools|seats) SET")
+_CLAIM = re.compile(r"\tF\t.*UPDATE (pools|seats)( s)? SET")
 _ENDED = re.compile(r"\tB\t.*CommandComplete\t \"(COMMIT|ROLLBACK)\"")
 
 
@@ -124,13 +125,27 @@ def _one_by_one(self: PostgresTx, sale: Sale) -> None:
     records.insert_tickets(conn, sale.tickets)
 
 
-def _claim_then_wait(self: PostgresTx, claim: Claim, hold_id: str, stage: Stage) -> None:
+def _claim_then_wait(
+    self: PostgresTx,
+    claim: Claim,
+    hold_id: str,
+    stage: Stage,
+    versions: Mapping[str, int] | None = None,
+) -> None:
     # The claim as it was sent before: its answer read before anything else is sent.
-    taken = (
-        self.claim_seats_if_free(claim.seat_ids, hold_id, stage)
-        if isinstance(claim, SeatClaim)
-        else claim.quantity * self.claim_pool_if_room(claim.pool_id, claim.quantity, stage)
-    )
+    if isinstance(claim, SeatClaim):
+        taken = (
+            self.claim_seats_if_free(claim.seat_ids, hold_id, stage)
+            if versions is None
+            else self.claim_seats_if_version(versions, hold_id, stage)
+        )
+    elif versions is None:
+        taken = claim.quantity * self.claim_pool_if_room(claim.pool_id, claim.quantity, stage)
+    else:
+        seen = versions[claim.pool_id]
+        taken = claim.quantity * self.claim_pool_if_version(
+            claim.pool_id, claim.quantity, stage, seen
+        )
     assert taken == claim.quantity
 
 
