@@ -14,8 +14,9 @@ from __future__ import annotations
 import itertools
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
 from lastseat.domain.inventory import SeatBlock, build_event, seat_id_for
 from lastseat.domain.ledger import AccountKind
 from lastseat.domain.money import Money
-from lastseat.service.ports import Sale, Stage
+from lastseat.service.ports import Sale
 
 EUR = "EUR"
 EVENT = "ev1"
@@ -125,28 +126,13 @@ def _one_by_one(self: PostgresTx, sale: Sale) -> None:
     records.insert_tickets(conn, sale.tickets)
 
 
-def _claim_then_wait(
-    self: PostgresTx,
-    claim: Claim,
-    hold_id: str,
-    stage: Stage,
-    versions: Mapping[str, int] | None = None,
-) -> None:
-    # The claim as it was sent before: its answer read before anything else is sent.
-    if isinstance(claim, SeatClaim):
-        taken = (
-            self.claim_seats_if_free(claim.seat_ids, hold_id, stage)
-            if versions is None
-            else self.claim_seats_if_version(versions, hold_id, stage)
-        )
-    elif versions is None:
-        taken = claim.quantity * self.claim_pool_if_room(claim.pool_id, claim.quantity, stage)
-    else:
-        seen = versions[claim.pool_id]
-        taken = claim.quantity * self.claim_pool_if_version(
-            claim.pool_id, claim.quantity, stage, seen
-        )
-    assert taken == claim.quantity
+_queued_claim = PostgresTx.claim_or_abort
+
+
+def _claim_then_wait(self: PostgresTx, *args: Any, **kwargs: Any) -> None:
+    # The claim as it was sent before: its answer waited for before anything else is sent.
+    _queued_claim(self, *args, **kwargs)
+    self.flush()
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="more than one flight")
