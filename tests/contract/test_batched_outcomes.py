@@ -41,7 +41,7 @@ from lastseat.domain.inventory import SeatBlock, build_event, seat_id_for
 from lastseat.domain.money import Money
 from lastseat.service.booking import Purchase
 from lastseat.service.idempotency import IdempotencyService, RequestKey, Started, fingerprint
-from lastseat.service.ports import InventoryTx, Isolation, Store
+from lastseat.service.ports import InventoryTx, Isolation, Stage, Store
 from lastseat.service.snapshot import Snapshot
 from lastseat.service.statistics import StrategyStatistics
 
@@ -369,3 +369,46 @@ def test_a_batch_expires_a_lapsed_pool_hold_to_make_room_and_counts_once(
     assert {h.hold_id: h.status for h in world.holds}[lapsing.hold_id] == "expired"
     pool_tickets = [t for t in world.tickets if t.pool_id == POOL and t.status == "valid"]
     assert len(pool_tickets) == 10
+
+
+class OpaqueWrapper:
+    """A per-request store wrapper that cannot do its part in someone else's transaction."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    def read(self) -> contextlib.AbstractContextManager[object]:
+        return self.inner.read()
+
+    @contextlib.contextmanager
+    def write(
+        self,
+        stats: StrategyStatistics | None = None,
+        *,
+        isolation: Isolation = Isolation.READ_COMMITTED,
+        durable: bool = True,
+    ) -> Iterator[InventoryTx]:
+        self.writes += 1
+        with self.inner.write(stats, isolation=isolation, durable=durable) as tx:
+            yield tx
+
+
+def test_a_claim_through_a_wrapper_without_within_runs_alone_through_it(store: Store) -> None:
+    clock, hook = FakeClock(), HoldFirstBatch()
+    seller(store, clock, hook)
+    hook.release.set()
+    strategy = BatchedStrategy(hook)
+    wrapper = OpaqueWrapper(store)
+    bought = strategy.claim(
+        wrapper,  # type: ignore[arg-type]
+        PoolClaim(EVENT, POOL, 1),
+        Stage.SOLD,
+        "hld_alone",
+        clock.now(),
+        lambda tx: tx.get_hold("hld_alone"),
+    )
+    assert bought is None  # the finish ran in the wrapper's own transaction
+    assert wrapper.writes == 1
+    assert (strategy.statistics().batches, strategy.statistics().max_batch) == (1, 1)
+    assert store.snapshot().pools[0].sold == 1
