@@ -24,7 +24,7 @@ from lastseat.adapters.postgres import records
 from lastseat.adapters.postgres.store import PostgresStore
 from lastseat.adapters.postgres.tx import PostgresTx
 from lastseat.bootstrap import Services, build, open_store
-from lastseat.domain.errors import InsufficientFundsError
+from lastseat.domain.errors import InsufficientFundsError, UnavailableError
 from lastseat.domain.holds import Claim, PoolClaim, SeatClaim
 from lastseat.domain.inventory import SeatBlock, build_event, seat_id_for
 from lastseat.domain.ledger import AccountKind
@@ -149,3 +149,27 @@ def test_control_a_claim_answered_first_or_a_sale_sent_statement_by_statement_ta
     monkeypatch.setattr(PostgresTx, method, older)
     services.booking.quick_buy("alice", CLAIMS["pool"])
     assert wire.turns_from_claim() == 1
+
+
+def test_flights_aborted_by_taken_seats_leave_the_connection_usable(pg_dsn: str) -> None:
+    # A claim that finds its seat taken aborts its flight, and the server skips what follows
+    # it, the Parse of any statement psycopg chose to prepare included. With one connection,
+    # every purchase after many aborted flights must still find its statements.
+    store = open_store(pg_dsn, pool_size=1)
+    try:
+        services = build(store, "atomic")
+        seats = 14
+        services.catalog.create_event(
+            build_event(EVENT, "Show", EUR, [SeatBlock("A", 1, seats, Money(100, EUR))], [])
+        )
+        buyers = {f"b{n}": Money(10_000, EUR) for n in range(2 * seats)}
+        services.wallets.fund_wallets(buyers)
+        for n in range(1, seats + 1):
+            seat = SeatClaim(EVENT, (seat_id_for(EVENT, "A", 1, n),))
+            services.booking.quick_buy(f"b{2 * n - 2}", seat)
+            with pytest.raises(UnavailableError):
+                services.booking.quick_buy(f"b{2 * n - 1}", seat)
+        assert services.booking.availability(EVENT).seats_available == 0
+        assert len(services.booking.purchases_of("b0")) == 1
+    finally:
+        store.close()

@@ -62,9 +62,10 @@ def insert_hold(conn: Conn, hold: Hold) -> int:
 
 
 def send_hold(conn: Conn, hold: Hold) -> None:
-    """Store a hold without waiting for an answer (in a pipeline: no fence comes back)."""
-    conn.execute(_INSERT_HOLD, _hold_row(hold))
-    _insert_hold_seats(conn, hold)
+    """Store a hold without waiting for an answer (in a pipeline: no fence comes back; never
+    prepared, see adapters/postgres/sales.py)."""
+    conn.execute(_INSERT_HOLD, _hold_row(hold), prepare=False)
+    _insert_hold_seats(conn, hold, prepare=False)
 
 
 def _hold_row(hold: Hold) -> tuple[object, ...]:
@@ -81,11 +82,12 @@ def _hold_row(hold: Hold) -> tuple[object, ...]:
     )
 
 
-def _insert_hold_seats(conn: Conn, hold: Hold) -> None:
+def _insert_hold_seats(conn: Conn, hold: Hold, *, prepare: bool | None = None) -> None:
     if isinstance(hold.claim, SeatClaim):
         conn.execute(
             "INSERT INTO hold_seats (hold_id, seat_id) SELECT %s, unnest(%s::text[])",
             (hold.hold_id, list(hold.claim.seat_ids)),
+            prepare=prepare,
         )
 
 
@@ -108,8 +110,8 @@ def price_of(conn: Conn, claim: Claim) -> Money:
     return Money(int(row[0]), row[1])
 
 
-def insert_order(conn: Conn, order: Order) -> None:
-    """Store a new order."""
+def insert_order(conn: Conn, order: Order, *, prepare: bool | None = None) -> None:
+    """Store a new order (`prepare`: psycopg's, None for its default)."""
     conn.execute(
         "INSERT INTO orders (order_id, buyer_id, event_id, hold_id, status, amount_minor,"
         " currency, quantity, created_at_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -124,6 +126,7 @@ def insert_order(conn: Conn, order: Order) -> None:
             order.quantity,
             to_us(order.created_at),
         ),
+        prepare=prepare,
     )
 
 

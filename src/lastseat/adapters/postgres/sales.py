@@ -16,7 +16,10 @@ it travels together: A holds the lock for the claim's round trip, then one fligh
 
 Nobody reads a row count between the debit and the COMMIT, so a wallet that cannot pay must
 abort the transaction by itself: `lastseat_pay` (migration 0005) raises LS402/LS404/LS409 and
-errors.translate() turns them into the buyer's reason. Accounts are written in account_id
+errors.translate() turns them into the buyer's reason. Statements in a flight are never
+prepared: a statement after the one that aborts a flight is skipped by the server, its Parse
+too, and psycopg would then believe in a prepared statement that does not exist ("prepared
+statement _pg3_N does not exist" on the connection's next use). Accounts are written in account_id
 order ("revenue:…" before "wallet:…", rule 2 of tx.py), so a sale and a refund between the same
 accounts cannot deadlock.
 """
@@ -40,6 +43,12 @@ _CREDIT = (
     " SET balance_minor = accounts.balance_minor + excluded.balance_minor"
 )
 _PAY = "SELECT lastseat_pay(%s, %s, %s, %s, %s, %s, %s)"
+# Every ticket of the sale in one statement (executemany would prepare it).
+_TICKET_FIELDS = ("ticket_id", "order_id", "event_id", "seat_id", "pool_id", "code")
+_TICKETS = (
+    "INSERT INTO tickets (ticket_id, order_id, event_id, seat_id, pool_id, code)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+)
 
 
 def send_sale(conn: Conn, sale: Sale) -> None:
@@ -52,6 +61,7 @@ def send_sale(conn: Conn, sale: Sale) -> None:
     conn.execute(
         _CREDIT,
         (transfer.destination, AccountKind.REVENUE.value, amount.currency, amount.amount_minor),
+        prepare=False,
     )
     conn.execute(
         _PAY,
@@ -64,9 +74,13 @@ def send_sale(conn: Conn, sale: Sale) -> None:
             amount.currency,
             transfer.order_id,
         ),
+        prepare=False,
     )
-    records.insert_order(conn, sale.order)
-    records.insert_tickets(conn, sale.tickets)
+    records.insert_order(conn, sale.order, prepare=False)
+    tickets = sale.tickets
+    conn.execute(
+        _TICKETS, [[getattr(t, f) for t in tickets] for f in _TICKET_FIELDS], prepare=False
+    )
 
 
 # The request's answer, stored only by the attempt that still owns the request; an attempt
@@ -92,6 +106,7 @@ def send_answer(conn: Conn, fence: RequestFence, response: StoredResponse, now: 
             fence.attempt,
             f"request {fence.record_id} attempt {fence.attempt} is over",
         ),
+        prepare=False,
     )
 
 
@@ -103,4 +118,5 @@ def send_claim(conn: Conn, update: str, params: dict[str, Any], rows: int) -> No
         " SELECT lastseat_require(count(*) = %(rows)s, 'LSCLM', 'the inventory is taken')"
         " FROM taken",
         {**params, "rows": rows},
+        prepare=False,
     )

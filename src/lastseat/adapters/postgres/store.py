@@ -34,7 +34,6 @@ from lastseat.service.statistics import StrategyStatistics
 SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 _BEGIN_WRITE = {level: f"BEGIN ISOLATION LEVEL {level.value.upper()}" for level in Isolation}
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-_NOT_DURABLE = "; SET LOCAL synchronous_commit TO OFF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +112,11 @@ class PostgresStore:
         stats = stats or StrategyStatistics()
         tx: PostgresTx | None = None
         try:
-            begin = _BEGIN_WRITE[isolation] + ("" if durable else _NOT_DURABLE)
             with translated(), self._pool.connection() as conn:
-                conn.execute(begin)
                 tx = PostgresTx(conn, stats)
                 try:
+                    # Queued: BEGIN travels with the transaction's first statement.
+                    tx.begin(_BEGIN_WRITE[isolation], durable=durable)
                     yield tx
                     tx.commit()  # a queued sale travels with it (sales.py)
                 except BaseException as exc:

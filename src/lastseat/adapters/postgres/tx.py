@@ -92,6 +92,7 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         # Statements queued for the COMMIT (an open pipeline, see record_sale).
         self._flight: AbstractContextManager[psycopg.Pipeline] | None = None
         self._savepoints = itertools.count(1)
+        self._sale_queued = False  # a sale is in the flight (an answer behind it is queued too)
 
     @property
     def _conn(self) -> Conn:
@@ -219,6 +220,7 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             "UPDATE seats SET status = %s, hold_id = %s, version = version + 1"
             " WHERE seat_id = ANY(%s)",
             (stage.value, hold_id, list(seat_ids)),
+            prepare=False,  # queued: see sales.py
         )
 
     def claim_seats_if_free(self, seat_ids: Sequence[str], hold_id: str, stage: Stage) -> int:
@@ -252,6 +254,7 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             f"UPDATE pools SET {POOL_COLUMN[column]} = %s, version = version + 1"
             " WHERE pool_id = %s",
             (value, pool_id),
+            prepare=False,  # queued: see sales.py
         )
 
     def claim_pool_if_room(self, pool_id: str, quantity: int, stage: Stage) -> int:
@@ -393,12 +396,13 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         wallet that cannot pay raises then."""
         self._queue()
         sales.send_sale(self._raw, sale)
+        self._sale_queued = True
 
     def finish_request(self, fence: RequestFence, response: StoredResponse, now: datetime) -> bool:
         """Store the request's answer; behind a queued sale it is queued too, and an attempt
         that is over raises FencedOutError when the transaction ends instead of answering
         False now (reading the row count would cost the round trip the queue saves)."""
-        if self._flight is None:
+        if not self._sale_queued:
             return super().finish_request(fence, response, now)
         sales.send_answer(self._raw, fence, response, now)
         return True
@@ -409,16 +413,25 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             flight.__enter__()
             self._flight = flight
 
-    # -- the end of the transaction ---------------------------------------------------------
+    # -- the ends of the transaction --------------------------------------------------------
+
+    def begin(self, begin: str, *, durable: bool = True) -> None:
+        """Queue BEGIN (and, if not durable, its commit setting): they travel with the first
+        statement that waits for an answer, a round trip less per transaction."""
+        self._queue()
+        self._raw.execute(begin, prepare=False)
+        if not durable:
+            self._raw.execute("SET LOCAL synchronous_commit TO OFF", prepare=False)
 
     def commit(self) -> None:
         """COMMIT, sent with whatever is queued; an error of any of it raises here."""
-        self._raw.execute("COMMIT")
+        self._raw.execute("COMMIT", prepare=False)  # see sales.py: never prepared in a flight
         self.land()
 
     def land(self) -> None:
         """Send what is queued and wait for the answers: a queued statement's error raises."""
         flight, self._flight = self._flight, None
+        self._sale_queued = False
         if flight is not None:
             with translated():
                 flight.__exit__(None, None, None)
@@ -426,6 +439,7 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
     def drop_flight(self, exc: BaseException) -> None:
         """The block failed: end the pipeline; the block's error is the one that counts."""
         flight, self._flight = self._flight, None
+        self._sale_queued = False
         if flight is not None:
             flight.__exit__(type(exc), exc, exc.__traceback__)
 
