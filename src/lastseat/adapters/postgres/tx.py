@@ -31,6 +31,7 @@ it holds the lock).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -441,7 +442,10 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
         flight, self._flight = self._flight, None
         self._sale_queued = False
         if flight is not None:
-            flight.__exit__(type(exc), exc, exc.__traceback__)
+            # Ended as if it succeeded, so that its own error (often just "pipeline aborted",
+            # an echo of the block's) is raised here and dropped, not logged by psycopg.
+            with contextlib.suppress(psycopg.Error):
+                flight.__exit__(None, None, None)
 
     # -- events ---------------------------------------------------------------------------
 
