@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lastseat.cli.race import parse_strategies
 from lastseat.concurrency.registry import GUARDED_NAMES, LOCK_SERVICE_NAMES, STRATEGY_NAMES
 
 LASTSEAT = [sys.executable, "-m", "lastseat"]
@@ -138,3 +139,10 @@ def test_set_up_an_event_and_wallets_then_buy_and_inspect_availability(tmp_path:
     assert "section A: 8 of 10 seats available" in shown.stdout
     assert "pool standing: 100 of 100 available" in shown.stdout
     assert "100.00 EUR" in run("wallet", "balance", "alice", "--db", db).stdout
+
+
+def test_all_with_named_strategies_adds_them_in_table_order() -> None:
+    every = parse_strategies(("all,zk-lock",))
+    assert every[-1] == "zk-lock"
+    assert every == [n for n in STRATEGY_NAMES if n not in LOCK_SERVICE_NAMES or n == "zk-lock"]
+    assert "zk-lock" not in parse_strategies(("all",))

@@ -37,10 +37,13 @@ ALL_WITHOUT_LOCK_SERVICES: tuple[str, ...] = tuple(
 
 
 def parse_strategies(values: tuple[str, ...]) -> list[str]:
-    """`all`, one name, several names or a comma-separated list, in table order."""
+    """`all`, one name, several names or a comma-separated list, in table order; `all` with
+    names adds them (`all,zk-lock`: every strategy and the ZooKeeper one)."""
     names = {n.strip() for v in values for n in v.split(",") if n.strip()}
-    if not names or "all" in names:
+    if not names or names == {"all"}:
         return list(ALL_WITHOUT_LOCK_SERVICES)
+    if "all" in names:
+        names = (names - {"all"}) | set(ALL_WITHOUT_LOCK_SERVICES)
     unknown = sorted(names - set(STRATEGY_NAMES))
     if unknown:
         raise ValidationError(
