@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar, cast, runtime_checkable
+from typing import TypeVar, cast
 from weakref import WeakKeyDictionary
 
 from lastseat.concurrency.atomic import take_making_room
@@ -51,25 +51,13 @@ from lastseat.concurrency.retry import RetryPolicy
 from lastseat.domain.errors import OverloadedError, StoreError
 from lastseat.domain.holds import Claim, PoolClaim
 from lastseat.domain.money import Money
-from lastseat.service.fenced import unfenced
-from lastseat.service.idempotency import RequestFence
 from lastseat.service.ports import InventoryTx, Pause, Stage, Store, no_pause
+from lastseat.service.store_layer import StoreLayer
 
 T = TypeVar("T")
 MAX_BATCH = 64
 MAX_QUEUE = 1_024
 QUEUE_TIMEOUT_S = 10.0
-
-
-@runtime_checkable
-class StoreLayer(Protocol):
-    """A store wrapper (a use case's per-request store) that can also do its part of a write
-    transaction to one it did not open: `batched` applies each claim's layers in its step."""
-
-    @property
-    def inner(self) -> Store: ...
-
-    def within(self, tx: InventoryTx) -> AbstractContextManager[None]: ...
 
 
 Layer = Callable[[InventoryTx], AbstractContextManager[None]]
@@ -335,24 +323,9 @@ def layers_of(store: Store) -> tuple[Store, list[Layer]] | None:
     (outermost first); None if a wrapper cannot do its part to a transaction it did not open
     (it has an `inner` store but no `within`)."""
     layers: list[Layer] = []
-    while True:
-        inner, fence = unfenced(store)
-        if fence is not None:
-            layers.append(_fence_check(fence))
-        elif isinstance(store, StoreLayer):
-            layers.append(store.within)
-            inner = store.inner
-        elif hasattr(store, "inner"):
-            return None
-        else:
-            return store, layers
-        store = inner
-
-
-def _fence_check(fence: RequestFence) -> Layer:
-    @contextmanager
-    def check(tx: InventoryTx) -> Iterator[None]:
-        tx.check_request_fence(fence)
-        yield
-
-    return check
+    while isinstance(store, StoreLayer):  # the request's fence, the claim's price, ...
+        layers.append(store.within)
+        store = store.inner
+    if hasattr(store, "inner"):
+        return None
+    return store, layers

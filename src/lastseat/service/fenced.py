@@ -16,15 +16,14 @@ and closes the window between the two (lastseat.service.idempotency, interleavin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
 from lastseat.domain.errors import FencedOutError
 from lastseat.service.idempotency import RequestFence
-from lastseat.service.ports import InventoryTx, Isolation, ReadTx, Store
-from lastseat.service.snapshot import Snapshot
-from lastseat.service.statistics import StrategyStatistics
+from lastseat.service.ports import InventoryTx, Store
+from lastseat.service.store_layer import StoreLayer
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -54,36 +53,12 @@ def answered(
     return finish_and_answer
 
 
-def unfenced(store: Store) -> tuple[Store, RequestFence | None]:
-    """The store under a `fenced` wrapper and its fence, for a strategy that checks the fence
-    itself (`batched` checks each buyer's fence inside that buyer's own step of a batch)."""
-    if isinstance(store, _FencedStore):
-        return store.inner, store.fence
-    return store, None
-
-
-class _FencedStore:
+class _FencedStore(StoreLayer):
     def __init__(self, inner: Store, fence: RequestFence) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.fence = fence
 
-    def read(self) -> AbstractContextManager[ReadTx]:
-        return self.inner.read()
-
     @contextmanager
-    def write(
-        self,
-        stats: StrategyStatistics | None = None,
-        *,
-        isolation: Isolation = Isolation.READ_COMMITTED,
-        durable: bool = True,
-    ) -> Iterator[InventoryTx]:
-        with self.inner.write(stats, isolation=isolation, durable=durable) as tx:
-            tx.check_request_fence(self.fence)
-            yield tx
-
-    def snapshot(self) -> Snapshot:
-        return self.inner.snapshot()
-
-    def close(self) -> None:
-        self.inner.close()
+    def within(self, tx: InventoryTx) -> Iterator[None]:
+        tx.check_request_fence(self.fence)
+        yield

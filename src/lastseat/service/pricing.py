@@ -23,9 +23,8 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from lastseat.domain.errors import NotFoundError
 from lastseat.domain.holds import Claim
 from lastseat.domain.money import Money
-from lastseat.service.ports import InventoryTx, Isolation, ReadTx, Store
-from lastseat.service.snapshot import Snapshot
-from lastseat.service.statistics import StrategyStatistics
+from lastseat.service.ports import InventoryTx, Store
+from lastseat.service.store_layer import StoreLayer
 
 
 class Prices:
@@ -54,34 +53,10 @@ class Prices:
             self._read.pop(id(tx), None)
 
 
-class _PricedStore:
+class _PricedStore(StoreLayer):
     def __init__(self, inner: Store, prices: Prices) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.prices = prices
 
-    def read(self) -> AbstractContextManager[ReadTx]:
-        return self.inner.read()
-
     def within(self, tx: InventoryTx) -> AbstractContextManager[None]:
-        """Do this wrapper's part in a transaction it did not open (a `batched` step)."""
         return self.prices.reading(tx)
-
-    @contextmanager
-    def write(
-        self,
-        stats: StrategyStatistics | None = None,
-        *,
-        isolation: Isolation = Isolation.READ_COMMITTED,
-        durable: bool = True,
-    ) -> Iterator[InventoryTx]:
-        with (
-            self.inner.write(stats, isolation=isolation, durable=durable) as tx,
-            self.prices.reading(tx),
-        ):
-            yield tx
-
-    def snapshot(self) -> Snapshot:
-        return self.inner.snapshot()
-
-    def close(self) -> None:
-        self.inner.close()
