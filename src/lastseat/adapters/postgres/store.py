@@ -119,8 +119,8 @@ class PostgresStore:
                     tx.begin(_BEGIN_WRITE[isolation], durable=durable)
                     yield tx
                     tx.commit()  # a queued sale travels with it (sales.py)
-                except BaseException as exc:
-                    tx.drop_flight(exc)
+                except BaseException:
+                    tx.drop_flight()
                     _rollback(conn)  # also after a failed COMMIT: the flight may have skipped it
                     raise
         finally:

@@ -113,7 +113,7 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             yield
             self.land()  # a step's queued sale answers inside the step
         except BaseException as exc:
-            self.drop_flight(exc)
+            self.drop_flight()
             with translated():
                 self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
             if isinstance(exc, psycopg.Error):
@@ -437,7 +437,7 @@ class PostgresTx(HoldRecordsSql, IdempotencyRecordsSql, PaymentRecords):
             with translated():
                 flight.__exit__(None, None, None)
 
-    def drop_flight(self, exc: BaseException) -> None:
+    def drop_flight(self) -> None:
         """The block failed: end the pipeline; the block's error is the one that counts."""
         flight, self._flight = self._flight, None
         self._sale_queued = False
